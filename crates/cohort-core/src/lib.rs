@@ -1,0 +1,31 @@
+//! cohort's domain vocabulary: applications, customers, segment groups, segments,
+//! target groups, memberships and API key scopes.
+//!
+//! Architecture Invariant: this crate is pure. It performs no I/O, has no async code,
+//! never reads the clock or a random source and knows nothing of JSON or SQL. Values
+//! with rules are newtypes whose `parse` is the only way in, so everything past the
+//! HTTP edge can trust them.
+
+pub mod application;
+pub mod attributes;
+pub mod customer;
+pub mod error;
+pub mod ids;
+pub mod key;
+pub mod membership;
+pub mod page;
+pub mod segment;
+pub mod target_group;
+pub mod timestamp;
+
+pub use application::{Application, ApplicationPatch, Currency, Origin};
+pub use attributes::{AttributeName, AttributeValue, Attributes, ValueKind};
+pub use customer::{Customer, CustomerPatch, CustomerUpsert, NewCustomer};
+pub use error::Invalid;
+pub use ids::{ApplicationId, CustomerId, Name, ReferenceKey, SegmentGroupId, SegmentId, TargetGroupId};
+pub use key::{KeyScope, Permission};
+pub use membership::{Membership, MembershipPlan, MembershipSource, SegmentAdd, SegmentChange, SegmentPlace};
+pub use page::{NameFilter, Page, PageRequest};
+pub use segment::{NewSegment, NewSegmentGroup, Segment, SegmentGroup, SegmentGroupPatch, SegmentPatch};
+pub use target_group::{NewTargetGroup, TargetGroup, TargetGroupPatch, Threshold};
+pub use timestamp::Timestamp;
