@@ -84,11 +84,15 @@ impl Origin {
             .or_else(|| lower.strip_prefix("http://"))
             .ok_or_else(invalid)?;
         let (host, port) = match rest.rsplit_once(':') {
-            Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => (host, Some(port)),
+            Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
+                (host, Some(port))
+            }
             _ => (rest, None),
         };
         let host_ok = !host.is_empty()
-            && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'[' | b']' | b':'));
+            && host.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'[' | b']' | b':')
+            });
         let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
         if host_ok && port_ok {
             Ok(Self(lower))
@@ -116,9 +120,21 @@ mod tests {
 
     #[test]
     fn origins_are_scheme_host_and_port_only() {
-        assert_eq!(Origin::parse("o", "HTTPS://Shop.Example.com").unwrap().as_str(), "https://shop.example.com");
+        assert_eq!(
+            Origin::parse("o", "HTTPS://Shop.Example.com")
+                .unwrap()
+                .as_str(),
+            "https://shop.example.com"
+        );
         assert!(Origin::parse("o", "http://localhost:8080").is_ok());
-        for bad in ["shop.example.com", "https://shop.example.com/path", "ftp://x", "https://", "http://x:0", "http://x:99999"] {
+        for bad in [
+            "shop.example.com",
+            "https://shop.example.com/path",
+            "ftp://x",
+            "https://",
+            "http://x:0",
+            "http://x:99999",
+        ] {
             assert!(Origin::parse("o", bad).is_err(), "{bad}");
         }
     }

@@ -28,12 +28,17 @@ impl AttributeName {
     pub fn parse(field: &str, text: &str) -> Result<Self, Invalid> {
         let mut bytes = text.bytes();
         let ok = text.len() <= 64
-            && bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && bytes
+                .next()
+                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
             && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if ok {
             Ok(Self(text.to_owned()))
         } else {
-            Err(Invalid::new(field, "an attribute name is a letter or '_' followed by letters, digits or '_', at most 64"))
+            Err(Invalid::new(
+                field,
+                "an attribute name is a letter or '_' followed by letters, digits or '_', at most 64",
+            ))
         }
     }
 
@@ -67,7 +72,10 @@ impl AttributeValue {
             return Ok(Self::Date(date));
         }
         if text.len() > MAX_STRING_LEN {
-            return Err(Invalid::new(field, format!("a string value is at most {MAX_STRING_LEN} bytes")));
+            return Err(Invalid::new(
+                field,
+                format!("a string value is at most {MAX_STRING_LEN} bytes"),
+            ));
         }
         Ok(Self::String(text.to_owned()))
     }
@@ -82,10 +90,16 @@ impl AttributeValue {
 
     pub fn list(field: &str, items: Vec<AttributeValue>) -> Result<Self, Invalid> {
         if items.len() > MAX_LIST_LEN {
-            return Err(Invalid::new(field, format!("a list holds at most {MAX_LIST_LEN} values")));
+            return Err(Invalid::new(
+                field,
+                format!("a list holds at most {MAX_LIST_LEN} values"),
+            ));
         }
         if let Some(i) = items.iter().position(|v| matches!(v, Self::List(_))) {
-            return Err(Invalid::new(format!("{field}[{i}]"), "a list holds scalar values only"));
+            return Err(Invalid::new(
+                format!("{field}[{i}]"),
+                "a list holds scalar values only",
+            ));
         }
         Ok(Self::List(items))
     }
@@ -95,7 +109,10 @@ impl AttributeValue {
         match kind {
             ValueKind::String => {
                 if text.len() > MAX_STRING_LEN {
-                    Err(Invalid::new(field, format!("a string value is at most {MAX_STRING_LEN} bytes")))
+                    Err(Invalid::new(
+                        field,
+                        format!("a string value is at most {MAX_STRING_LEN} bytes"),
+                    ))
                 } else {
                     Ok(Self::String(text.to_owned()))
                 }
@@ -128,7 +145,8 @@ impl AttributeValue {
 
     /// The date as `YYYY-MM-DD`, for writing back to the wire.
     pub fn format_date(date: Date) -> String {
-        date.format(format_description!("[year]-[month]-[day]")).expect("a date formats")
+        date.format(format_description!("[year]-[month]-[day]"))
+            .expect("a date formats")
     }
 }
 
@@ -150,7 +168,10 @@ impl ValueKind {
             "bool" => Ok(Self::Bool),
             "date" => Ok(Self::Date),
             "list" => Ok(Self::List),
-            _ => Err(Invalid::new(field, "a column type is one of string, number, bool, date, list")),
+            _ => Err(Invalid::new(
+                field,
+                "a column type is one of string, number, bool, date, list",
+            )),
         }
     }
 }
@@ -160,7 +181,9 @@ fn parse_date(text: &str) -> Option<Date> {
     let shaped = b.len() == 10
         && b[4] == b'-'
         && b[7] == b'-'
-        && b.iter().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit());
     if !shaped {
         return None;
     }
@@ -170,7 +193,10 @@ fn parse_date(text: &str) -> Option<Date> {
 /// Checks the size rules of a whole attribute map.
 pub fn check_attributes(field: &str, attributes: &Attributes) -> Result<(), Invalid> {
     if attributes.len() > MAX_ATTRIBUTES {
-        return Err(Invalid::new(field, format!("at most {MAX_ATTRIBUTES} attributes")));
+        return Err(Invalid::new(
+            field,
+            format!("at most {MAX_ATTRIBUTES} attributes"),
+        ));
     }
     Ok(())
 }
@@ -181,35 +207,62 @@ mod tests {
 
     #[test]
     fn only_exact_calendar_dates_become_dates() {
-        assert!(matches!(AttributeValue::from_text("a", "1990-02-28").unwrap(), AttributeValue::Date(_)));
-        for text in ["1990-02-30", "1990-2-28", "19900228", "01234", "1990-02-28T00:00:00Z"] {
-            assert!(matches!(AttributeValue::from_text("a", text).unwrap(), AttributeValue::String(_)), "{text}");
+        assert!(matches!(
+            AttributeValue::from_text("a", "1990-02-28").unwrap(),
+            AttributeValue::Date(_)
+        ));
+        for text in [
+            "1990-02-30",
+            "1990-2-28",
+            "19900228",
+            "01234",
+            "1990-02-28T00:00:00Z",
+        ] {
+            assert!(
+                matches!(
+                    AttributeValue::from_text("a", text).unwrap(),
+                    AttributeValue::String(_)
+                ),
+                "{text}"
+            );
         }
     }
 
     #[test]
     fn a_date_formats_back_to_its_text() {
-        let AttributeValue::Date(d) = AttributeValue::from_text("a", "2001-09-09").unwrap() else { panic!() };
+        let AttributeValue::Date(d) = AttributeValue::from_text("a", "2001-09-09").unwrap() else {
+            panic!()
+        };
         assert_eq!(AttributeValue::format_date(d), "2001-09-09");
     }
 
     #[test]
     fn lists_refuse_nested_lists_naming_the_element() {
         let nested = AttributeValue::List(vec![]);
-        let err = AttributeValue::list("tags", vec![AttributeValue::Bool(true), nested]).unwrap_err();
+        let err =
+            AttributeValue::list("tags", vec![AttributeValue::Bool(true), nested]).unwrap_err();
         assert_eq!(err.field, "tags[1]");
     }
 
     #[test]
     fn typed_text_cells_are_checked_against_their_type() {
-        assert_eq!(AttributeValue::from_typed_text("x", ValueKind::Number, "42.5").unwrap(), AttributeValue::Number(42.5));
-        assert_eq!(AttributeValue::from_typed_text("x", ValueKind::String, "01234").unwrap(), AttributeValue::String("01234".into()));
+        assert_eq!(
+            AttributeValue::from_typed_text("x", ValueKind::Number, "42.5").unwrap(),
+            AttributeValue::Number(42.5)
+        );
+        assert_eq!(
+            AttributeValue::from_typed_text("x", ValueKind::String, "01234").unwrap(),
+            AttributeValue::String("01234".into())
+        );
         assert!(AttributeValue::from_typed_text("x", ValueKind::Number, "forty").is_err());
         assert!(AttributeValue::from_typed_text("x", ValueKind::Bool, "maybe").is_err());
         assert!(AttributeValue::from_typed_text("x", ValueKind::Date, "31.12.2020").is_err());
         assert_eq!(
             AttributeValue::from_typed_text("x", ValueKind::List, "ski|bike").unwrap(),
-            AttributeValue::List(vec![AttributeValue::String("ski".into()), AttributeValue::String("bike".into())])
+            AttributeValue::List(vec![
+                AttributeValue::String("ski".into()),
+                AttributeValue::String("bike".into())
+            ])
         );
     }
 

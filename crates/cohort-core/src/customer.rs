@@ -26,9 +26,19 @@ pub struct NewCustomer {
 }
 
 impl NewCustomer {
-    pub fn new(id: CustomerId, attributes: Attributes, active: bool, profiling_consent: bool) -> Result<Self, Invalid> {
+    pub fn new(
+        id: CustomerId,
+        attributes: Attributes,
+        active: bool,
+        profiling_consent: bool,
+    ) -> Result<Self, Invalid> {
         check_attributes("attributes", &attributes)?;
-        Ok(Self { id, attributes, active, profiling_consent })
+        Ok(Self {
+            id,
+            attributes,
+            active,
+            profiling_consent,
+        })
     }
 
     pub fn into_customer(self, now: Timestamp) -> Customer {
@@ -96,7 +106,12 @@ impl CustomerUpsert {
         if let Some(attributes) = &attributes {
             check_attributes("attributes", attributes)?;
         }
-        Ok(Self { id, attributes, active, profiling_consent })
+        Ok(Self {
+            id,
+            attributes,
+            active,
+            profiling_consent,
+        })
     }
 }
 
@@ -106,19 +121,35 @@ mod tests {
 
     fn customer() -> Customer {
         let mut attributes = Attributes::new();
-        attributes.insert(AttributeName::parse("a", "city").unwrap(), AttributeValue::String("Paris".into()));
-        attributes.insert(AttributeName::parse("a", "age").unwrap(), AttributeValue::Number(40.0));
-        NewCustomer::new(CustomerId::parse("id", "c1").unwrap(), attributes, true, false)
-            .unwrap()
-            .into_customer(Timestamp::from_unix_micros(1))
+        attributes.insert(
+            AttributeName::parse("a", "city").unwrap(),
+            AttributeValue::String("Paris".into()),
+        );
+        attributes.insert(
+            AttributeName::parse("a", "age").unwrap(),
+            AttributeValue::Number(40.0),
+        );
+        NewCustomer::new(
+            CustomerId::parse("id", "c1").unwrap(),
+            attributes,
+            true,
+            false,
+        )
+        .unwrap()
+        .into_customer(Timestamp::from_unix_micros(1))
     }
 
     #[test]
     fn a_patch_merges_attributes_and_removes_nulls() {
         let mut c = customer();
         let mut patch = CustomerPatch::default();
-        patch.attributes.insert(AttributeName::parse("a", "city").unwrap(), None);
-        patch.attributes.insert(AttributeName::parse("a", "tier").unwrap(), Some(AttributeValue::String("gold".into())));
+        patch
+            .attributes
+            .insert(AttributeName::parse("a", "city").unwrap(), None);
+        patch.attributes.insert(
+            AttributeName::parse("a", "tier").unwrap(),
+            Some(AttributeValue::String("gold".into())),
+        );
         patch.profiling_consent = Some(true);
         patch.apply(&mut c, Timestamp::from_unix_micros(2)).unwrap();
         let names: Vec<_> = c.attributes.keys().map(AttributeName::as_str).collect();

@@ -38,7 +38,10 @@ impl KeyScope {
             "ingest" => Ok(Self::Ingest),
             _ => match text.strip_prefix("public:") {
                 Some(app) => ApplicationId::parse(field, app).map(Self::Public),
-                None => Err(Invalid::new(field, "expected admin, read, ingest or public:<application>")),
+                None => Err(Invalid::new(
+                    field,
+                    "expected admin, read, ingest or public:<application>",
+                )),
             },
         }
     }
@@ -86,7 +89,12 @@ mod tests {
 
     #[test]
     fn admin_allows_everything_and_others_only_their_own() {
-        let all = [Permission::Read, Permission::Ingest, Permission::Admin, Permission::Public(app("shop"))];
+        let all = [
+            Permission::Read,
+            Permission::Ingest,
+            Permission::Admin,
+            Permission::Public(app("shop")),
+        ];
         assert!(all.iter().all(|p| KeyScope::Admin.allows(p)));
         assert_eq!(all.iter().filter(|p| KeyScope::Read.allows(p)).count(), 1);
         assert_eq!(all.iter().filter(|p| KeyScope::Ingest.allows(p)).count(), 1);
@@ -103,4 +111,17 @@ mod tests {
         assert!(KeyScope::parse("scope", "public:").is_err());
         assert!(KeyScope::parse("scope", "root").is_err());
     }
+}
+
+/// A stored API key. The secret itself is never stored, only its SHA-256 hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// Public part of the key, also its id (`ck_<id>_<secret>`).
+    pub id: String,
+    pub name: crate::Name,
+    pub scopes: Vec<KeyScope>,
+    /// Lowercase hex SHA-256 of the secret part.
+    pub secret_hash: String,
+    pub created_at: crate::Timestamp,
+    pub revoked_at: Option<crate::Timestamp>,
 }

@@ -18,7 +18,12 @@ pub enum MembershipSource {
 }
 
 impl MembershipSource {
-    pub const ALL: [Self; 4] = [Self::Manual, Self::Calculated, Self::External, Self::Tracked];
+    pub const ALL: [Self; 4] = [
+        Self::Manual,
+        Self::Calculated,
+        Self::External,
+        Self::Tracked,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -33,7 +38,12 @@ impl MembershipSource {
         Self::ALL
             .into_iter()
             .find(|s| s.as_str() == text)
-            .ok_or_else(|| Invalid::new(field, "expected one of manual, calculated, external, tracked"))
+            .ok_or_else(|| {
+                Invalid::new(
+                    field,
+                    "expected one of manual, calculated, external, tracked",
+                )
+            })
     }
 }
 
@@ -76,16 +86,25 @@ impl SegmentChange {
         let mut seen = HashSet::new();
         for (i, a) in add.iter().enumerate() {
             if !seen.insert(a.segment) {
-                return Err(Invalid::new(format!("add[{i}].segment"), format!("segment {} is named twice", a.segment)));
+                return Err(Invalid::new(
+                    format!("add[{i}].segment"),
+                    format!("segment {} is named twice", a.segment),
+                ));
             }
         }
         let mut removed = HashSet::new();
         for (i, s) in remove.iter().enumerate() {
             if seen.contains(s) {
-                return Err(Invalid::new(format!("remove[{i}]"), format!("segment {s} is both added and removed")));
+                return Err(Invalid::new(
+                    format!("remove[{i}]"),
+                    format!("segment {s} is both added and removed"),
+                ));
             }
             if !removed.insert(*s) {
-                return Err(Invalid::new(format!("remove[{i}]"), format!("segment {s} is named twice")));
+                return Err(Invalid::new(
+                    format!("remove[{i}]"),
+                    format!("segment {s} is named twice"),
+                ));
             }
         }
         Ok(Self { add, remove })
@@ -93,7 +112,10 @@ impl SegmentChange {
 
     /// Every segment the change names, adds first.
     pub fn segments(&self) -> impl Iterator<Item = SegmentId> + '_ {
-        self.add.iter().map(|a| a.segment).chain(self.remove.iter().copied())
+        self.add
+            .iter()
+            .map(|a| a.segment)
+            .chain(self.remove.iter().copied())
     }
 }
 
@@ -123,25 +145,37 @@ pub fn plan(
 ) -> Result<MembershipPlan, Invalid> {
     let mut exclusive_groups: HashMap<SegmentGroupId, usize> = HashMap::new();
     for (i, add) in change.add.iter().enumerate() {
-        let place = places
-            .get(&add.segment)
-            .ok_or_else(|| Invalid::new(format!("add[{i}].segment"), format!("segment {} does not exist", add.segment)))?;
+        let place = places.get(&add.segment).ok_or_else(|| {
+            Invalid::new(
+                format!("add[{i}].segment"),
+                format!("segment {} does not exist", add.segment),
+            )
+        })?;
         if place.exclusive {
             if let Some(first) = exclusive_groups.insert(place.group, i) {
                 return Err(Invalid::new(
                     format!("add[{i}].segment"),
-                    format!("segment group {} is exclusive and add[{first}] already names one of its segments", place.group),
+                    format!(
+                        "segment group {} is exclusive and add[{first}] already names one of its segments",
+                        place.group
+                    ),
                 ));
             }
         }
     }
 
-    let live: HashMap<SegmentId, &Membership> =
-        stored.iter().filter(|(m, _)| m.is_live(now)).map(|(m, _)| (m.segment, m)).collect();
+    let live: HashMap<SegmentId, &Membership> = stored
+        .iter()
+        .filter(|(m, _)| m.is_live(now))
+        .map(|(m, _)| (m.segment, m))
+        .collect();
     let added: HashSet<SegmentId> = change.add.iter().map(|a| a.segment).collect();
     let mut removals: Vec<SegmentId> = change.remove.clone();
     for (m, group) in stored {
-        if exclusive_groups.contains_key(group) && !added.contains(&m.segment) && !removals.contains(&m.segment) {
+        if exclusive_groups.contains_key(group)
+            && !added.contains(&m.segment)
+            && !removals.contains(&m.segment)
+        {
             removals.push(m.segment);
         }
     }

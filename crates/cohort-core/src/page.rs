@@ -25,7 +25,10 @@ impl PageRequest {
     }
 
     pub fn first() -> Self {
-        Self { after: None, limit: DEFAULT_LIMIT }
+        Self {
+            after: None,
+            limit: DEFAULT_LIMIT,
+        }
     }
 }
 
@@ -41,8 +44,15 @@ impl<T> Page<T> {
     pub fn from_rows(mut rows: Vec<(i64, T)>, limit: u32) -> Self {
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
-        let next = if more { rows.last().map(|(k, _)| *k) } else { None };
-        Self { items: rows.into_iter().map(|(_, t)| t).collect(), next }
+        let next = if more {
+            rows.last().map(|(k, _)| *k)
+        } else {
+            None
+        };
+        Self {
+            items: rows.into_iter().map(|(_, t)| t).collect(),
+            next,
+        }
     }
 }
 
@@ -60,7 +70,9 @@ impl NameFilter {
     }
 
     pub fn matches(&self, name: &str) -> bool {
-        self.0.as_deref().is_none_or(|needle| name.to_lowercase().contains(needle))
+        self.0
+            .as_deref()
+            .is_none_or(|needle| name.to_lowercase().contains(needle))
     }
 }
 

@@ -32,7 +32,12 @@ impl Timestamp {
     pub fn parse(field: &str, text: &str) -> Result<Self, Invalid> {
         OffsetDateTime::parse(text, &Rfc3339)
             .map(Self::from_datetime)
-            .map_err(|_| Invalid::new(field, "expected an RFC 3339 date-time such as 2026-01-31T12:00:00Z"))
+            .map_err(|_| {
+                Invalid::new(
+                    field,
+                    "expected an RFC 3339 date-time such as 2026-01-31T12:00:00Z",
+                )
+            })
     }
 
     /// RFC 3339 in UTC, e.g. `2026-11-21T10:00:00.123456Z`.

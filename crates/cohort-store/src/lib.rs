@@ -1,1 +1,14 @@
-//! placeholder
+//! The storage port: the `Store` trait every backend implements, its error type,
+//! the text encodings shared by the SQL backends, and the conformance suite that
+//! every backend must pass.
+
+pub mod codec;
+pub mod conformance;
+mod error;
+mod store;
+
+pub use error::{StoreError, StoreResult};
+pub use store::{
+    ApplicationStore, CustomerFilter, CustomerImport, CustomerStore, ImportSummary, KeyStore,
+    SegmentFilter, SegmentStore, Store, TargetGroupStore,
+};

@@ -1,0 +1,146 @@
+//! Text encodings of domain values in SQL columns, shared by the SQL backends.
+//!
+//! Attributes are stored as a JSON object (dates as `YYYY-MM-DD` strings, read back
+//! as dates); scope lists as space-separated text; origin lists as JSON arrays.
+
+use cohort_core::{AttributeName, AttributeValue, Attributes, KeyScope, MembershipSource, Origin};
+use serde_json::{Map, Number, Value};
+
+use crate::StoreError;
+
+pub fn attribute_to_json(value: &AttributeValue) -> Value {
+    match value {
+        AttributeValue::String(s) => Value::String(s.clone()),
+        AttributeValue::Number(n) => Number::from_f64(*n).map_or(Value::Null, Value::Number),
+        AttributeValue::Bool(b) => Value::Bool(*b),
+        AttributeValue::Date(d) => Value::String(AttributeValue::format_date(*d)),
+        AttributeValue::List(items) => Value::Array(items.iter().map(attribute_to_json).collect()),
+    }
+}
+
+pub fn attributes_to_json(attributes: &Attributes) -> Value {
+    Value::Object(
+        attributes
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), attribute_to_json(v)))
+            .collect::<Map<_, _>>(),
+    )
+}
+
+pub fn encode_attributes(attributes: &Attributes) -> String {
+    attributes_to_json(attributes).to_string()
+}
+
+/// Reads a JSON value as an attribute; `field` names it in errors.
+pub fn attribute_from_json(
+    field: &str,
+    value: &Value,
+) -> Result<AttributeValue, cohort_core::Invalid> {
+    match value {
+        Value::String(s) => AttributeValue::from_text(field, s),
+        Value::Number(n) => AttributeValue::number(field, n.as_f64().unwrap_or(f64::NAN)),
+        Value::Bool(b) => Ok(AttributeValue::Bool(*b)),
+        Value::Array(items) => {
+            let items = items
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    Value::Array(_) => Err(cohort_core::Invalid::new(
+                        format!("{field}[{i}]"),
+                        "a list holds scalar values only",
+                    )),
+                    v => attribute_from_json(&format!("{field}[{i}]"), v),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            AttributeValue::list(field, items)
+        }
+        Value::Null => Err(cohort_core::Invalid::new(field, "null is not a value")),
+        Value::Object(_) => Err(cohort_core::Invalid::new(
+            field,
+            "an attribute value is a string, number, bool, date or list",
+        )),
+    }
+}
+
+pub fn decode_attributes(text: &str) -> Result<Attributes, StoreError> {
+    let corrupt = |e: String| StoreError::Backend(format!("stored attributes are not valid: {e}"));
+    let Value::Object(map) =
+        serde_json::from_str::<Value>(text).map_err(|e| corrupt(e.to_string()))?
+    else {
+        return Err(corrupt("not an object".into()));
+    };
+    map.iter()
+        .map(|(k, v)| {
+            let name = AttributeName::parse(k, k).map_err(|e| corrupt(e.to_string()))?;
+            let value = attribute_from_json(k, v).map_err(|e| corrupt(e.to_string()))?;
+            Ok((name, value))
+        })
+        .collect()
+}
+
+pub fn encode_scopes(scopes: &[KeyScope]) -> String {
+    scopes
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn decode_scopes(text: &str) -> Result<Vec<KeyScope>, StoreError> {
+    text.split_whitespace()
+        .map(|s| {
+            KeyScope::parse("scopes", s)
+                .map_err(|e| StoreError::Backend(format!("stored scope is not valid: {e}")))
+        })
+        .collect()
+}
+
+pub fn encode_origins(origins: &[Origin]) -> String {
+    Value::Array(
+        origins
+            .iter()
+            .map(|o| Value::String(o.as_str().to_owned()))
+            .collect(),
+    )
+    .to_string()
+}
+
+pub fn decode_origins(text: &str) -> Result<Vec<Origin>, StoreError> {
+    let corrupt = |e: String| StoreError::Backend(format!("stored origins are not valid: {e}"));
+    let list: Vec<String> = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
+    list.iter()
+        .map(|o| Origin::parse("allowed_origins", o).map_err(|e| corrupt(e.to_string())))
+        .collect()
+}
+
+pub fn decode_source(text: &str) -> Result<MembershipSource, StoreError> {
+    MembershipSource::parse("source", text)
+        .map_err(|e| StoreError::Backend(format!("stored source is not valid: {e}")))
+}
+
+/// Reads a stored value into a domain type, reporting a corrupt row as a backend failure.
+pub fn stored<T>(parsed: Result<T, cohort_core::Invalid>) -> Result<T, StoreError> {
+    parsed.map_err(|e| StoreError::Backend(format!("stored value is not valid: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attributes_round_trip_through_json_text() {
+        let text = r#"{"age":41,"birth":"1985-03-01","city":"Lyon","tags":["ski","1999-12-31"],"vip":true}"#;
+        let attributes = decode_attributes(text).unwrap();
+        assert!(matches!(
+            attributes[&AttributeName::parse("a", "birth").unwrap()],
+            AttributeValue::Date(_)
+        ));
+        assert_eq!(encode_attributes(&attributes), text);
+    }
+
+    #[test]
+    fn scopes_round_trip_through_text() {
+        let scopes = decode_scopes("admin public:shop").unwrap();
+        assert_eq!(encode_scopes(&scopes), "admin public:shop");
+    }
+}

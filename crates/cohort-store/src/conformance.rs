@@ -1,0 +1,846 @@
+//! The conformance suite: behaviour every `Store` backend must show.
+//!
+//! Each backend's tests call `conformance_suite!(fresh)` where `fresh()` returns a new,
+//! empty store that cleans up after itself. New store behaviour is added here first.
+
+use std::collections::BTreeMap;
+
+use cohort_core::customer::CustomerUpsert;
+use cohort_core::segment::{NewSegment, NewSegmentGroup};
+use cohort_core::target_group::NewTargetGroup;
+use cohort_core::*;
+
+use crate::{CustomerFilter, SegmentFilter, Store, StoreError};
+
+/// Expands to one `#[tokio::test]` per conformance check, each on a fresh store.
+/// Extra attributes (such as `#[ignore = "…"]`) are put on every test.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($fresh:path $(, #[$attr:meta])*) => {
+        $crate::conformance_suite!(@each $fresh [$(#[$attr])*]
+            applications_round_trip_and_update,
+            application_ids_are_unique,
+            missing_entities_are_not_found,
+            lists_page_with_a_cursor_and_filter_by_name,
+            segment_group_references_are_unique,
+            segments_need_an_existing_group,
+            segment_references_are_unique_within_their_group_only,
+            a_group_with_segments_cannot_be_deleted,
+            customers_round_trip_with_typed_attributes,
+            customer_ids_are_unique,
+            a_customer_patch_merges_attributes,
+            a_segment_change_is_all_or_nothing,
+            adding_a_segment_again_counts_up,
+            an_exclusive_group_keeps_one_segment_per_customer,
+            a_group_cannot_become_exclusive_while_customers_have_two_of_its_segments,
+            expired_memberships_are_never_returned,
+            deleting_a_segment_or_customer_removes_its_memberships,
+            customers_are_listed_by_segment_and_active_flag,
+            an_import_upserts_and_is_invisible_until_committed,
+            an_import_keeps_flags_that_a_line_leaves_out,
+            api_keys_are_found_listed_and_revoked,
+            target_groups_round_trip,
+        );
+    };
+    (@each $fresh:path [$($attr:tt)*] $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            $($attr)*
+            async fn $name() {
+                let store = $fresh().await;
+                $crate::conformance::$name(&*store).await;
+            }
+        )*
+    };
+}
+
+fn t(micros: i64) -> Timestamp {
+    Timestamp::from_unix_micros(1_700_000_000_000_000 + micros)
+}
+
+fn name(s: &str) -> Name {
+    Name::parse("name", s).unwrap()
+}
+
+fn key(s: &str) -> ReferenceKey {
+    ReferenceKey::parse("reference", s).unwrap()
+}
+
+fn cid(s: &str) -> CustomerId {
+    CustomerId::parse("id", s).unwrap()
+}
+
+fn app(id: &str) -> Application {
+    Application {
+        id: ApplicationId::parse("id", id).unwrap(),
+        name: name(&format!("App {id}")),
+        default_currency: Currency::parse("c", "EUR").unwrap(),
+        allowed_origins: vec![Origin::parse("o", "https://shop.example.com").unwrap()],
+        enabled: true,
+    }
+}
+
+fn attrs(pairs: &[(&str, AttributeValue)]) -> Attributes {
+    pairs
+        .iter()
+        .map(|(k, v)| (AttributeName::parse("a", k).unwrap(), v.clone()))
+        .collect()
+}
+
+fn new_customer(id: &str) -> NewCustomer {
+    NewCustomer::new(
+        cid(id),
+        attrs(&[("city", AttributeValue::String("Lyon".into()))]),
+        true,
+        false,
+    )
+    .unwrap()
+}
+
+async fn group(store: &dyn Store, reference: &str, exclusive: bool) -> SegmentGroup {
+    let new = NewSegmentGroup {
+        name: name(reference),
+        reference: key(reference),
+        calculated: false,
+        exclusive,
+    };
+    store.create_segment_group(&new).await.unwrap()
+}
+
+async fn segment(store: &dyn Store, group: &SegmentGroup, reference: &str) -> Segment {
+    let new = NewSegment {
+        group: group.id,
+        name: name(reference),
+        reference: key(reference),
+        calculated: false,
+    };
+    store.create_segment(&new).await.unwrap()
+}
+
+fn add(segments: &[&Segment]) -> SegmentChange {
+    let add = segments
+        .iter()
+        .map(|s| SegmentAdd {
+            segment: s.id,
+            source: MembershipSource::Manual,
+            expires_at: None,
+        })
+        .collect();
+    SegmentChange::new(add, vec![]).unwrap()
+}
+
+fn ids(memberships: &[Membership]) -> Vec<SegmentId> {
+    let mut ids: Vec<_> = memberships.iter().map(|m| m.segment).collect();
+    ids.sort();
+    ids
+}
+
+pub async fn applications_round_trip_and_update(store: &dyn Store) {
+    let shop = app("shop");
+    store.create_application(&shop).await.unwrap();
+    assert_eq!(
+        store.application(&shop.id).await.unwrap(),
+        Some(shop.clone())
+    );
+
+    let patch = ApplicationPatch {
+        enabled: Some(false),
+        allowed_origins: Some(vec![]),
+        ..Default::default()
+    };
+    let updated = store.update_application(&shop.id, patch).await.unwrap();
+    assert!(!updated.enabled && updated.allowed_origins.is_empty());
+    assert_eq!(updated.name, shop.name);
+    assert_eq!(store.application(&shop.id).await.unwrap(), Some(updated));
+
+    store.delete_application(&shop.id).await.unwrap();
+    assert_eq!(store.application(&shop.id).await.unwrap(), None);
+}
+
+pub async fn application_ids_are_unique(store: &dyn Store) {
+    store.create_application(&app("shop")).await.unwrap();
+    let mut again = app("shop");
+    again.name = name("Another");
+    let err = store.create_application(&again).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict { ref field, .. } if field == "id"),
+        "{err:?}"
+    );
+    assert_eq!(
+        store.application(&again.id).await.unwrap().unwrap().name,
+        name("App shop")
+    );
+}
+
+pub async fn missing_entities_are_not_found(store: &dyn Store) {
+    let missing_app = ApplicationId::parse("id", "nope").unwrap();
+    assert!(matches!(
+        store.delete_application(&missing_app).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store
+            .update_application(&missing_app, ApplicationPatch::default())
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.delete_customer(&cid("nobody")).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.customer_segments(&cid("nobody"), t(0)).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store
+            .update_customer(&cid("nobody"), &CustomerPatch::default(), t(0))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.delete_segment(SegmentId::new(999)).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.delete_segment_group(SegmentGroupId::new(999)).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.delete_target_group(TargetGroupId::new(999)).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(store.segment(SegmentId::new(999)).await.unwrap().is_none());
+}
+
+pub async fn lists_page_with_a_cursor_and_filter_by_name(store: &dyn Store) {
+    for i in 0..5 {
+        store
+            .create_application(&app(&format!("app{i}")))
+            .await
+            .unwrap();
+    }
+    let first = store
+        .list_applications(
+            &NameFilter::default(),
+            PageRequest::new(None, Some(2)).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.items.len(), 2);
+    let second = store
+        .list_applications(
+            &NameFilter::default(),
+            PageRequest::new(first.next, Some(2)).unwrap(),
+        )
+        .await
+        .unwrap();
+    let third = store
+        .list_applications(
+            &NameFilter::default(),
+            PageRequest::new(second.next, Some(2)).unwrap(),
+        )
+        .await
+        .unwrap();
+    let seen: Vec<_> = [first.items, second.items, third.items]
+        .concat()
+        .into_iter()
+        .map(|a| a.id.into_string())
+        .collect();
+    assert_eq!(seen, ["app0", "app1", "app2", "app3", "app4"]);
+    assert_eq!(third.next, None);
+
+    let filtered = store
+        .list_applications(&NameFilter::new(Some("APP3".into())), PageRequest::first())
+        .await
+        .unwrap();
+    assert_eq!(filtered.items.len(), 1);
+    assert_eq!(filtered.items[0].id.as_str(), "app3");
+}
+
+pub async fn segment_group_references_are_unique(store: &dyn Store) {
+    group(store, "age", true).await;
+    let again = NewSegmentGroup {
+        name: name("Age 2"),
+        reference: key("age"),
+        calculated: false,
+        exclusive: false,
+    };
+    let err = store.create_segment_group(&again).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict { ref field, .. } if field == "reference"),
+        "{err:?}"
+    );
+}
+
+pub async fn segments_need_an_existing_group(store: &dyn Store) {
+    let orphan = NewSegment {
+        group: SegmentGroupId::new(4242),
+        name: name("x"),
+        reference: key("x"),
+        calculated: false,
+    };
+    let err = store.create_segment(&orphan).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::DanglingReference { ref field, .. } if field == "group"),
+        "{err:?}"
+    );
+    let page = store
+        .list_segments(&SegmentFilter::default(), PageRequest::first())
+        .await
+        .unwrap();
+    assert!(page.items.is_empty());
+}
+
+pub async fn segment_references_are_unique_within_their_group_only(store: &dyn Store) {
+    let a = group(store, "a", false).await;
+    let b = group(store, "b", false).await;
+    segment(store, &a, "premium").await;
+    let in_b = segment(store, &b, "premium").await;
+    let dup = NewSegment {
+        group: a.id,
+        name: name("Premium"),
+        reference: key("premium"),
+        calculated: false,
+    };
+    let err = store.create_segment(&dup).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict { ref field, .. } if field == "reference"),
+        "{err:?}"
+    );
+    let moved = store
+        .update_segment(
+            in_b.id,
+            SegmentPatch {
+                group: Some(a.id),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(
+        matches!(moved, Err(StoreError::Conflict { .. })),
+        "{moved:?}"
+    );
+    let listed = store
+        .list_segments(
+            &SegmentFilter {
+                group: Some(b.id),
+                ..Default::default()
+            },
+            PageRequest::first(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.items, vec![in_b]);
+}
+
+pub async fn a_group_with_segments_cannot_be_deleted(store: &dyn Store) {
+    let g = group(store, "tier", true).await;
+    let s = segment(store, &g, "gold").await;
+    assert!(matches!(
+        store.delete_segment_group(g.id).await,
+        Err(StoreError::InUse { .. })
+    ));
+    store.delete_segment(s.id).await.unwrap();
+    store.delete_segment_group(g.id).await.unwrap();
+    assert!(store.segment_group(g.id).await.unwrap().is_none());
+}
+
+pub async fn customers_round_trip_with_typed_attributes(store: &dyn Store) {
+    let birth = AttributeValue::from_text("b", "1985-03-01").unwrap();
+    let attributes = attrs(&[
+        ("birthdate", birth),
+        ("score", AttributeValue::Number(12.5)),
+        ("vip", AttributeValue::Bool(true)),
+        ("zip", AttributeValue::String("01234".into())),
+        (
+            "tags",
+            AttributeValue::List(vec![AttributeValue::String("ski".into())]),
+        ),
+    ]);
+    let new = NewCustomer::new(cid("c-1"), attributes.clone(), true, true).unwrap();
+    let created = store.create_customer(&new, t(1)).await.unwrap();
+    assert_eq!(created, new.clone().into_customer(t(1)));
+    assert_eq!(store.customer(&cid("c-1")).await.unwrap(), Some(created));
+    assert_eq!(store.customer(&cid("c-2")).await.unwrap(), None);
+}
+
+pub async fn customer_ids_are_unique(store: &dyn Store) {
+    store
+        .create_customer(&new_customer("c1"), t(1))
+        .await
+        .unwrap();
+    let err = store
+        .create_customer(&new_customer("c1"), t(2))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict { ref field, .. } if field == "id"),
+        "{err:?}"
+    );
+    assert_eq!(
+        store
+            .customer(&cid("c1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .created_at,
+        t(1)
+    );
+}
+
+pub async fn a_customer_patch_merges_attributes(store: &dyn Store) {
+    store
+        .create_customer(&new_customer("c1"), t(1))
+        .await
+        .unwrap();
+    let mut attributes = BTreeMap::new();
+    attributes.insert(AttributeName::parse("a", "city").unwrap(), None);
+    attributes.insert(
+        AttributeName::parse("a", "tier").unwrap(),
+        Some(AttributeValue::String("gold".into())),
+    );
+    let patch = CustomerPatch {
+        attributes,
+        active: Some(false),
+        profiling_consent: None,
+    };
+    let updated = store
+        .update_customer(&cid("c1"), &patch, t(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        updated.attributes,
+        attrs(&[("tier", AttributeValue::String("gold".into()))])
+    );
+    assert!(!updated.active);
+    assert_eq!((updated.created_at, updated.updated_at), (t(1), t(5)));
+    assert_eq!(store.customer(&cid("c1")).await.unwrap(), Some(updated));
+}
+
+pub async fn a_segment_change_is_all_or_nothing(store: &dyn Store) {
+    store
+        .create_customer(&new_customer("c1"), t(0))
+        .await
+        .unwrap();
+    let g = group(store, "interests", false).await;
+    let (ski, bike) = (
+        segment(store, &g, "ski").await,
+        segment(store, &g, "bike").await,
+    );
+    store
+        .change_segments(&cid("c1"), &add(&[&ski]), t(1))
+        .await
+        .unwrap();
+
+    let missing = SegmentAdd {
+        segment: SegmentId::new(9999),
+        source: MembershipSource::Manual,
+        expires_at: None,
+    };
+    let bike_add = SegmentAdd {
+        segment: bike.id,
+        source: MembershipSource::Manual,
+        expires_at: None,
+    };
+    let change = SegmentChange::new(vec![bike_add, missing], vec![ski.id]).unwrap();
+    let err = store
+        .change_segments(&cid("c1"), &change, t(2))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::DanglingReference { ref field, .. } if field == "add[1].segment"),
+        "{err:?}"
+    );
+    assert_eq!(
+        ids(&store.customer_segments(&cid("c1"), t(3)).await.unwrap()),
+        vec![ski.id]
+    );
+
+    let swap = SegmentChange::new(
+        vec![SegmentAdd {
+            segment: bike.id,
+            source: MembershipSource::External,
+            expires_at: None,
+        }],
+        vec![ski.id],
+    )
+    .unwrap();
+    let after = store
+        .change_segments(&cid("c1"), &swap, t(4))
+        .await
+        .unwrap();
+    assert_eq!(ids(&after), vec![bike.id]);
+    assert_eq!(after[0].source, MembershipSource::External);
+    assert_eq!(after[0].assigned_at, t(4));
+
+    let unknown_customer = store
+        .change_segments(&cid("ghost"), &add(&[&ski]), t(5))
+        .await;
+    assert!(matches!(unknown_customer, Err(StoreError::NotFound { .. })));
+}
+
+pub async fn adding_a_segment_again_counts_up(store: &dyn Store) {
+    store
+        .create_customer(&new_customer("c1"), t(0))
+        .await
+        .unwrap();
+    let g = group(store, "interests", false).await;
+    let ski = segment(store, &g, "ski").await;
+    store
+        .change_segments(&cid("c1"), &add(&[&ski]), t(1))
+        .await
+        .unwrap();
+    let after = store
+        .change_segments(&cid("c1"), &add(&[&ski]), t(2))
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(
+        (after[0].application_counter, after[0].assigned_at),
+        (2, t(1))
+    );
+}
+
+pub async fn an_exclusive_group_keeps_one_segment_per_customer(store: &dyn Store) {
+    store
+        .create_customer(&new_customer("c1"), t(0))
+        .await
+        .unwrap();
+    let tiers = group(store, "tier", true).await;
+    let other = group(store, "interests", false).await;
+    let (silver, gold) = (
+        segment(store, &tiers, "silver").await,
+        segment(store, &tiers, "gold").await,
+    );
+    let ski = segment(store, &other, "ski").await;
+    store
+        .change_segments(&cid("c1"), &add(&[&silver, &ski]), t(1))
+        .await
+        .unwrap();
+    let after = store
+        .change_segments(&cid("c1"), &add(&[&gold]), t(2))
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&after),
+        ids(&store.customer_segments(&cid("c1"), t(3)).await.unwrap())
+    );
+    let mut expected = vec![gold.id, ski.id];
+    expected.sort();
+    assert_eq!(ids(&after), expected);
+
+    let both = store
+        .change_segments(&cid("c1"), &add(&[&silver, &gold]), t(4))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(both, StoreError::Invalid(ref e) if e.field == "add[1].segment"),
+        "{both:?}"
+    );
+}
+
+pub async fn a_group_cannot_become_exclusive_while_customers_have_two_of_its_segments(
+    store: &dyn Store,
+) {
+    store
+        .create_customer(&new_customer("c1"), t(0))
+        .await
+        .unwrap();
+    let g = group(store, "interests", false).await;
+    let (ski, bike) = (
+        segment(store, &g, "ski").await,
+        segment(store, &g, "bike").await,
+    );
+    store
+        .change_segments(&cid("c1"), &add(&[&ski, &bike]), t(1))
+        .await
+        .unwrap();
+    let patch = SegmentGroupPatch {
+        exclusive: Some(true),
+        name: Some(name("Renamed")),
+        ..Default::default()
+    };
+    let err = store.update_segment_group(g.id, patch).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict { ref field, .. } if field == "exclusive"),
+        "{err:?}"
+    );
+    assert_eq!(store.segment_group(g.id).await.unwrap().unwrap(), g);
+}
+
+pub async fn expired_memberships_are_never_returned(store: &dyn Store) {
+    store
+        .create_customer(&new_customer("c1"), t(0))
+        .await
+        .unwrap();
+    let g = group(store, "campaign", false).await;
+    let s = segment(store, &g, "summer").await;
+    let change = SegmentChange::new(
+        vec![SegmentAdd {
+            segment: s.id,
+            source: MembershipSource::Tracked,
+            expires_at: Some(t(10)),
+        }],
+        vec![],
+    )
+    .unwrap();
+    store
+        .change_segments(&cid("c1"), &change, t(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .customer_segments(&cid("c1"), t(9))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .customer_segments(&cid("c1"), t(10))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let filter = CustomerFilter {
+        segment: Some(s.id),
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .list_customers(&filter, PageRequest::first(), t(9))
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    assert!(
+        store
+            .list_customers(&filter, PageRequest::first(), t(11))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    // Adding an expired segment again starts a fresh membership.
+    let again = store
+        .change_segments(&cid("c1"), &add(&[&s]), t(20))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            again[0].application_counter,
+            again[0].assigned_at,
+            again[0].expires_at
+        ),
+        (1, t(20), None)
+    );
+}
+
+pub async fn deleting_a_segment_or_customer_removes_its_memberships(store: &dyn Store) {
+    store
+        .create_customer(&new_customer("c1"), t(0))
+        .await
+        .unwrap();
+    let g = group(store, "interests", false).await;
+    let (ski, bike) = (
+        segment(store, &g, "ski").await,
+        segment(store, &g, "bike").await,
+    );
+    store
+        .change_segments(&cid("c1"), &add(&[&ski, &bike]), t(1))
+        .await
+        .unwrap();
+    store.delete_segment(ski.id).await.unwrap();
+    assert_eq!(
+        ids(&store.customer_segments(&cid("c1"), t(2)).await.unwrap()),
+        vec![bike.id]
+    );
+
+    store.delete_customer(&cid("c1")).await.unwrap();
+    assert!(store.customer(&cid("c1")).await.unwrap().is_none());
+    store
+        .create_customer(&new_customer("c1"), t(3))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .customer_segments(&cid("c1"), t(4))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn customers_are_listed_by_segment_and_active_flag(store: &dyn Store) {
+    let g = group(store, "interests", false).await;
+    let ski = segment(store, &g, "ski").await;
+    for (i, active) in [true, false, true, true].into_iter().enumerate() {
+        let mut c = new_customer(&format!("c{i}"));
+        c.active = active;
+        store.create_customer(&c, t(0)).await.unwrap();
+        if i != 3 {
+            store
+                .change_segments(&c.id, &add(&[&ski]), t(1))
+                .await
+                .unwrap();
+        }
+    }
+    let both = CustomerFilter {
+        segment: Some(ski.id),
+        active: Some(true),
+    };
+    let page = store
+        .list_customers(&both, PageRequest::first(), t(2))
+        .await
+        .unwrap();
+    let listed: Vec<_> = page.items.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(listed, ["c0", "c2"]);
+
+    let all = store
+        .list_customers(
+            &CustomerFilter::default(),
+            PageRequest::new(None, Some(3)).unwrap(),
+            t(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), 3);
+    let rest = store
+        .list_customers(
+            &CustomerFilter::default(),
+            PageRequest::new(all.next, Some(3)).unwrap(),
+            t(2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.items.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+        ["c3"]
+    );
+}
+
+pub async fn an_import_upserts_and_is_invisible_until_committed(store: &dyn Store) {
+    store
+        .create_customer(&new_customer("old"), t(0))
+        .await
+        .unwrap();
+    let line = |id: &str, city: &str| {
+        CustomerUpsert::new(
+            cid(id),
+            Some(attrs(&[("city", AttributeValue::String(city.into()))])),
+            None,
+            None,
+        )
+        .unwrap()
+    };
+
+    let mut dropped = store.import_customers().await.unwrap();
+    dropped.write(&[line("new1", "Oslo")], t(1)).await.unwrap();
+    drop(dropped);
+    assert!(store.customer(&cid("new1")).await.unwrap().is_none());
+
+    let mut import = store.import_customers().await.unwrap();
+    import
+        .write(
+            &[
+                line("old", "Rome"),
+                line("new1", "Oslo"),
+                line("new1", "Bergen"),
+            ],
+            t(2),
+        )
+        .await
+        .unwrap();
+    import.write(&[line("new2", "Kyiv")], t(2)).await.unwrap();
+    let summary = import.commit().await.unwrap();
+    assert_eq!(summary.written, 4);
+
+    let old = store.customer(&cid("old")).await.unwrap().unwrap();
+    assert_eq!(
+        old.attributes,
+        attrs(&[("city", AttributeValue::String("Rome".into()))])
+    );
+    assert_eq!((old.created_at, old.updated_at), (t(0), t(2)));
+    let new1 = store.customer(&cid("new1")).await.unwrap().unwrap();
+    assert_eq!(
+        new1.attributes,
+        attrs(&[("city", AttributeValue::String("Bergen".into()))])
+    );
+    assert!(new1.active && !new1.profiling_consent);
+    assert!(store.customer(&cid("new2")).await.unwrap().is_some());
+}
+
+pub async fn an_import_keeps_flags_that_a_line_leaves_out(store: &dyn Store) {
+    let mut c = new_customer("c1");
+    c.active = false;
+    c.profiling_consent = true;
+    store.create_customer(&c, t(0)).await.unwrap();
+    let mut import = store.import_customers().await.unwrap();
+    let line = CustomerUpsert::new(cid("c1"), None, None, Some(false)).unwrap();
+    import.write(&[line], t(1)).await.unwrap();
+    import.commit().await.unwrap();
+    let stored = store.customer(&cid("c1")).await.unwrap().unwrap();
+    assert_eq!((stored.active, stored.profiling_consent), (false, false));
+    assert_eq!(stored.attributes, c.attributes);
+}
+
+pub async fn api_keys_are_found_listed_and_revoked(store: &dyn Store) {
+    let key = ApiKey {
+        id: "abc123".into(),
+        name: name("ci"),
+        scopes: vec![
+            KeyScope::Read,
+            KeyScope::Public(ApplicationId::parse("a", "shop").unwrap()),
+        ],
+        secret_hash: "00ff".into(),
+        created_at: t(1),
+        revoked_at: None,
+    };
+    store.create_api_key(&key).await.unwrap();
+    assert!(matches!(
+        store.create_api_key(&key).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(store.api_key("abc123").await.unwrap(), Some(key.clone()));
+    assert_eq!(store.list_api_keys().await.unwrap(), vec![key.clone()]);
+    store.revoke_api_key("abc123", t(2)).await.unwrap();
+    assert_eq!(
+        store.api_key("abc123").await.unwrap().unwrap().revoked_at,
+        Some(t(2))
+    );
+    assert!(matches!(
+        store.revoke_api_key("zzz", t(3)).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+pub async fn target_groups_round_trip(store: &dyn Store) {
+    let new = NewTargetGroup {
+        name: name("Skiers"),
+        threshold: Threshold::parse("t", 3).unwrap(),
+        active: true,
+    };
+    let created = store.create_target_group(&new).await.unwrap();
+    assert_eq!(
+        store.target_group(created.id).await.unwrap(),
+        Some(created.clone())
+    );
+    let patch = TargetGroupPatch {
+        active: Some(false),
+        ..Default::default()
+    };
+    let updated = store.update_target_group(created.id, patch).await.unwrap();
+    assert!(!updated.active && updated.threshold.get() == 3);
+    let listed = store
+        .list_target_groups(&NameFilter::new(Some("ski".into())), PageRequest::first())
+        .await
+        .unwrap();
+    assert_eq!(listed.items, vec![updated]);
+    store.delete_target_group(created.id).await.unwrap();
+    assert!(store.target_group(created.id).await.unwrap().is_none());
+}

@@ -1,0 +1,177 @@
+//! The `Store` trait: everything cohort keeps, behind one port.
+//!
+//! Every method is one transaction: it either changes everything it says or nothing.
+//! Methods that depend on the time take `now` so that callers inject the clock.
+
+use async_trait::async_trait;
+use cohort_core::customer::CustomerUpsert;
+use cohort_core::segment::{NewSegment, NewSegmentGroup};
+use cohort_core::target_group::NewTargetGroup;
+use cohort_core::{
+    ApiKey, Application, ApplicationId, ApplicationPatch, Customer, CustomerId, CustomerPatch,
+    Membership, NameFilter, NewCustomer, Page, PageRequest, Segment, SegmentChange, SegmentGroup,
+    SegmentGroupId, SegmentGroupPatch, SegmentId, SegmentPatch, TargetGroup, TargetGroupId,
+    TargetGroupPatch, Timestamp,
+};
+
+use crate::StoreResult;
+
+/// Filter of the segment list.
+#[derive(Debug, Clone, Default)]
+pub struct SegmentFilter {
+    pub name: NameFilter,
+    pub group: Option<SegmentGroupId>,
+}
+
+/// Filter of the customer list.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerFilter {
+    /// Only customers with a live membership in this segment.
+    pub segment: Option<SegmentId>,
+    pub active: Option<bool>,
+}
+
+/// Counts of a finished import.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportSummary {
+    /// Lines written (created or updated).
+    pub written: u64,
+}
+
+/// A bulk upsert of customers inside one open transaction.
+///
+/// Nothing is visible to others until `commit`; dropping it without `commit` rolls
+/// everything back.
+#[async_trait]
+pub trait CustomerImport: Send {
+    /// Writes a batch. Within a batch a later line for the same id wins.
+    async fn write(&mut self, batch: &[CustomerUpsert], now: Timestamp) -> StoreResult<()>;
+    async fn commit(self: Box<Self>) -> StoreResult<ImportSummary>;
+}
+
+/// Everything cohort keeps. Backends implement one sub-trait per aggregate.
+#[async_trait]
+pub trait Store:
+    ApplicationStore + SegmentStore + TargetGroupStore + CustomerStore + KeyStore
+{
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    /// Applies pending migrations.
+    async fn migrate(&self) -> StoreResult<()>;
+    /// Checks that the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+}
+
+#[async_trait]
+pub trait ApplicationStore: Send + Sync + 'static {
+    async fn create_application(&self, app: &Application) -> StoreResult<()>;
+    async fn application(&self, id: &ApplicationId) -> StoreResult<Option<Application>>;
+    async fn update_application(
+        &self,
+        id: &ApplicationId,
+        patch: ApplicationPatch,
+    ) -> StoreResult<Application>;
+    async fn delete_application(&self, id: &ApplicationId) -> StoreResult<()>;
+    async fn list_applications(
+        &self,
+        filter: &NameFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<Application>>;
+}
+
+/// Segment groups and segments.
+#[async_trait]
+pub trait SegmentStore: Send + Sync + 'static {
+    async fn create_segment_group(&self, group: &NewSegmentGroup) -> StoreResult<SegmentGroup>;
+    async fn segment_group(&self, id: SegmentGroupId) -> StoreResult<Option<SegmentGroup>>;
+    /// Refuses to make a group exclusive while a customer has two of its segments.
+    async fn update_segment_group(
+        &self,
+        id: SegmentGroupId,
+        patch: SegmentGroupPatch,
+    ) -> StoreResult<SegmentGroup>;
+    /// Refuses to delete a group that still has segments.
+    async fn delete_segment_group(&self, id: SegmentGroupId) -> StoreResult<()>;
+    async fn list_segment_groups(
+        &self,
+        filter: &NameFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<SegmentGroup>>;
+
+    async fn create_segment(&self, segment: &NewSegment) -> StoreResult<Segment>;
+    async fn segment(&self, id: SegmentId) -> StoreResult<Option<Segment>>;
+    async fn update_segment(&self, id: SegmentId, patch: SegmentPatch) -> StoreResult<Segment>;
+    /// Deletes the segment and every membership in it.
+    async fn delete_segment(&self, id: SegmentId) -> StoreResult<()>;
+    async fn list_segments(
+        &self,
+        filter: &SegmentFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<Segment>>;
+}
+
+#[async_trait]
+pub trait TargetGroupStore: Send + Sync + 'static {
+    async fn create_target_group(&self, group: &NewTargetGroup) -> StoreResult<TargetGroup>;
+    async fn target_group(&self, id: TargetGroupId) -> StoreResult<Option<TargetGroup>>;
+    async fn update_target_group(
+        &self,
+        id: TargetGroupId,
+        patch: TargetGroupPatch,
+    ) -> StoreResult<TargetGroup>;
+    async fn delete_target_group(&self, id: TargetGroupId) -> StoreResult<()>;
+    async fn list_target_groups(
+        &self,
+        filter: &NameFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<TargetGroup>>;
+}
+
+/// Customers and their segment memberships.
+#[async_trait]
+pub trait CustomerStore: Send + Sync + 'static {
+    async fn create_customer(
+        &self,
+        customer: &NewCustomer,
+        now: Timestamp,
+    ) -> StoreResult<Customer>;
+    async fn customer(&self, id: &CustomerId) -> StoreResult<Option<Customer>>;
+    async fn update_customer(
+        &self,
+        id: &CustomerId,
+        patch: &CustomerPatch,
+        now: Timestamp,
+    ) -> StoreResult<Customer>;
+    /// Deletes the customer and its memberships.
+    async fn delete_customer(&self, id: &CustomerId) -> StoreResult<()>;
+    async fn list_customers(
+        &self,
+        filter: &CustomerFilter,
+        page: PageRequest,
+        now: Timestamp,
+    ) -> StoreResult<Page<Customer>>;
+    /// Starts a bulk upsert in one transaction.
+    async fn import_customers(&self) -> StoreResult<Box<dyn CustomerImport>>;
+
+    /// Applies a change to a customer's segments atomically and returns its live memberships.
+    async fn change_segments(
+        &self,
+        customer: &CustomerId,
+        change: &SegmentChange,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Membership>>;
+    /// The customer's live (not expired) memberships, by segment id.
+    async fn customer_segments(
+        &self,
+        customer: &CustomerId,
+        now: Timestamp,
+    ) -> StoreResult<Vec<Membership>>;
+}
+
+#[async_trait]
+pub trait KeyStore: Send + Sync + 'static {
+    async fn create_api_key(&self, key: &ApiKey) -> StoreResult<()>;
+    async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKey>>;
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>>;
+    async fn revoke_api_key(&self, id: &str, now: Timestamp) -> StoreResult<()>;
+}
