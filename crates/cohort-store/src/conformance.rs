@@ -17,7 +17,7 @@ use crate::{CustomerFilter, SegmentFilter, Store, StoreError};
 #[macro_export]
 macro_rules! conformance_suite {
     ($fresh:path $(, #[$attr:meta])*) => {
-        $crate::conformance_suite!(@each $fresh [$(#[$attr])*]
+        $crate::conformance_suite!(@each $fresh, [$(#[$attr])*]
             applications_round_trip_and_update,
             application_ids_are_unique,
             missing_entities_are_not_found,
@@ -42,15 +42,18 @@ macro_rules! conformance_suite {
             target_groups_round_trip,
         );
     };
-    (@each $fresh:path [$($attr:tt)*] $($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test]
-            $($attr)*
-            async fn $name() {
-                let store = $fresh().await;
-                $crate::conformance::$name(&*store).await;
-            }
-        )*
+    (@each $fresh:path, $attrs:tt $name:ident $(, $rest:ident)* $(,)?) => {
+        $crate::conformance_suite!(@one $fresh, $attrs $name);
+        $crate::conformance_suite!(@each $fresh, $attrs $($rest),*);
+    };
+    (@each $fresh:path, $attrs:tt) => {};
+    (@one $fresh:path, [$($attr:tt)*] $name:ident) => {
+        #[tokio::test]
+        $($attr)*
+        async fn $name() {
+            let store = $fresh().await;
+            $crate::conformance::$name(&*store).await;
+        }
     };
 }
 

@@ -1,0 +1,65 @@
+-- cohort's schema on SQLite. Times are microseconds since the Unix epoch (UTC).
+
+CREATE TABLE applications (
+    seq              INTEGER PRIMARY KEY,
+    id               TEXT NOT NULL UNIQUE,
+    name             TEXT NOT NULL,
+    default_currency TEXT NOT NULL,
+    allowed_origins  TEXT NOT NULL,
+    enabled          INTEGER NOT NULL
+);
+
+CREATE TABLE segment_groups (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    reference  TEXT NOT NULL UNIQUE,
+    calculated INTEGER NOT NULL,
+    exclusive  INTEGER NOT NULL
+);
+
+CREATE TABLE segments (
+    id         INTEGER PRIMARY KEY,
+    group_id   INTEGER NOT NULL REFERENCES segment_groups (id),
+    name       TEXT NOT NULL,
+    reference  TEXT NOT NULL,
+    calculated INTEGER NOT NULL,
+    UNIQUE (group_id, reference)
+);
+
+CREATE TABLE target_groups (
+    id        INTEGER PRIMARY KEY,
+    name      TEXT NOT NULL,
+    threshold INTEGER NOT NULL,
+    active    INTEGER NOT NULL
+);
+
+CREATE TABLE customers (
+    seq               INTEGER PRIMARY KEY,
+    id                TEXT NOT NULL UNIQUE,
+    attributes        TEXT NOT NULL,
+    active            INTEGER NOT NULL,
+    profiling_consent INTEGER NOT NULL,
+    created_at        INTEGER NOT NULL,
+    updated_at        INTEGER NOT NULL
+);
+
+CREATE TABLE memberships (
+    customer_seq        INTEGER NOT NULL REFERENCES customers (seq) ON DELETE CASCADE,
+    segment_id          INTEGER NOT NULL REFERENCES segments (id) ON DELETE CASCADE,
+    source              TEXT NOT NULL,
+    assigned_at         INTEGER NOT NULL,
+    application_counter INTEGER NOT NULL,
+    expires_at          INTEGER,
+    PRIMARY KEY (customer_seq, segment_id)
+) WITHOUT ROWID;
+
+CREATE INDEX memberships_by_segment ON memberships (segment_id, customer_seq);
+
+CREATE TABLE api_keys (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    scopes      TEXT NOT NULL,
+    secret_hash TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    revoked_at  INTEGER
+);
