@@ -1,1 +1,37 @@
-//! placeholder
+//! Use cases of cohort: the only crate that combines the store with the domain.
+//!
+//! It opens the store chosen by a database URL, owns the clock (injected in tests),
+//! issues and verifies API keys, parses import files and loads the demo data set.
+
+pub mod clock;
+pub mod demo;
+pub mod import;
+pub mod keys;
+mod open;
+
+use std::sync::Arc;
+
+use cohort_store::Store;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use keys::{AuthError, Keys, NewKey};
+pub use open::{default_database_url, open_store};
+
+/// Everything a request handler or command needs.
+#[derive(Clone)]
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub keys: Arc<Keys>,
+}
+
+impl App {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        let keys = Arc::new(Keys::new(store.clone(), clock.clone()));
+        Self { store, clock, keys }
+    }
+
+    pub fn now(&self) -> cohort_core::Timestamp {
+        self.clock.now()
+    }
+}

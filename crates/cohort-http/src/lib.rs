@@ -1,1 +1,120 @@
-//! placeholder
+//! cohort's HTTP API (axum): routes, wire types, authorization, problem documents,
+//! metrics and the OpenAPI document generated from the handlers.
+//!
+//! `server::run(listener, app, shutdown)`-style entry: `serve` takes a bound listener
+//! so tests start the real server on port 0.
+
+pub mod auth;
+mod bulk;
+pub mod extract;
+mod metrics;
+pub mod problem;
+pub mod routes;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use cohort_app::App;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+use problem::{Code, Problem};
+
+/// Largest JSON body outside the streaming bulk endpoint.
+pub const MAX_BODY: usize = 1 << 20;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub app: App,
+    metrics: PrometheusHandle,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "cohort", description = "Customer segmentation, targeting and segment-based promotions."),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// The router and the OpenAPI document describing it.
+pub fn router(app: App) -> (Router, utoipa::openapi::OpenApi) {
+    let state = AppState {
+        app,
+        metrics: metrics::handle(),
+    };
+    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(routes::applications::router())
+        .merge(routes::segment_groups::router())
+        .merge(routes::segments::router())
+        .merge(routes::target_groups::router())
+        .merge(routes::customers::router())
+        .merge(routes::system::router())
+        .split_for_parts();
+    let spec = Arc::new(openapi.clone());
+    let router = api
+        .route(
+            "/openapi.json",
+            get(move || async move { Json(spec.as_ref().clone()) }),
+        )
+        .fallback(|| async { Problem::new(Code::NotFound).detail("no such route") })
+        .layer(middleware::from_fn(problem_for_bare_errors))
+        .layer(middleware::from_fn(metrics::track))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state);
+    (router, openapi)
+}
+
+/// Gives a problem body to 4xx responses produced without one (405 from the router,
+/// rejections of layers), so every error a client sees is problem+json.
+async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    if !status.is_client_error() || response.headers().contains_key(header::CONTENT_TYPE) {
+        return response;
+    }
+    let code = match status {
+        StatusCode::METHOD_NOT_ALLOWED => Code::MethodNotAllowed,
+        StatusCode::PAYLOAD_TOO_LARGE => Code::PayloadTooLarge,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => Code::UnsupportedMediaType,
+        StatusCode::UNAUTHORIZED => Code::Unauthenticated,
+        StatusCode::FORBIDDEN => Code::Forbidden,
+        _ => Code::NotFound,
+    };
+    let mut problem = Problem::new(code).into_response();
+    *problem.status_mut() = status;
+    problem
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (router, _) = router(app);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -11,6 +11,9 @@ use crate::StoreError;
 pub fn attribute_to_json(value: &AttributeValue) -> Value {
     match value {
         AttributeValue::String(s) => Value::String(s.clone()),
+        AttributeValue::Number(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
+            Value::Number(Number::from(*n as i64))
+        }
         AttributeValue::Number(n) => Number::from_f64(*n).map_or(Value::Null, Value::Number),
         AttributeValue::Bool(b) => Value::Bool(*b),
         AttributeValue::Date(d) => Value::String(AttributeValue::format_date(*d)),

@@ -1,1 +1,34 @@
-fn main() {}
+//! The `cohort` binary: configuration, telemetry, wiring and the command line.
+
+mod cli;
+mod config;
+mod data;
+mod keys;
+mod serve;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = cli::Cli::parse();
+    let config = config::Config::resolve(&cli)?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("COHORT_LOG")
+                .unwrap_or_else(|_| config.log.as_str().into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        cli::Command::Serve(args) => serve::run(&config, args.demo).await,
+        cli::Command::Migrate => data::migrate(&config).await,
+        cli::Command::Demo => data::demo(&config).await,
+        cli::Command::Keys { command } => keys::run(&config, command).await,
+        cli::Command::Import {
+            what: cli::ImportWhat::Customers { file, format },
+        } => data::import_customers(&config, &file, format).await,
+        cli::Command::Export {
+            what: cli::ExportWhat::Customers,
+        } => data::export_customers(&config).await,
+    }
+}

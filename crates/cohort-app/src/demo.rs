@@ -1,0 +1,371 @@
+//! The demo data set: two storefronts and an app, several thousand customers with
+//! plausible attributes, and segments by age group, country, loyalty tier and
+//! interests, so a new user sees something real at once. Deterministic (seeded).
+
+use std::collections::HashMap;
+
+use cohort_core::customer::CustomerUpsert;
+use cohort_core::segment::{NewSegment, NewSegmentGroup};
+use cohort_core::target_group::NewTargetGroup;
+use cohort_core::{
+    Application, ApplicationId, AttributeName, AttributeValue, Attributes, Currency, CustomerId,
+    MembershipSource, Name, NameFilter, Origin, PageRequest, ReferenceKey, Segment, SegmentAdd,
+    SegmentChange, Threshold, Timestamp,
+};
+use cohort_store::{Store, StoreResult};
+use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use time::Duration;
+
+/// Customers in the demo data set.
+pub const CUSTOMERS: usize = 5_000;
+
+const FIRST: &[&str] = &[
+    "Anna", "Louis", "Emma", "Jonas", "Chiara", "Lucas", "Sofia", "Noah", "Lea", "Marco", "Clara",
+    "Paul", "Eva", "Hugo", "Mia", "Felix",
+];
+const LAST: &[&str] = &[
+    "Martin", "Müller", "Rossi", "Bernard", "Schmid", "García", "Dubois", "Huber", "Smith",
+    "Bianchi", "Weber", "Moreau", "Keller", "López",
+];
+const COUNTRIES: &[(&str, &str, &[&str])] = &[
+    ("FR", "France", &["Paris", "Lyon", "Grenoble", "Annecy"]),
+    (
+        "DE",
+        "Germany",
+        &["München", "Berlin", "Hamburg", "Freiburg"],
+    ),
+    ("AT", "Austria", &["Wien", "Innsbruck", "Salzburg", "Graz"]),
+    ("CH", "Switzerland", &["Zürich", "Bern", "Luzern", "Davos"]),
+    ("IT", "Italy", &["Milano", "Torino", "Bolzano", "Roma"]),
+    (
+        "GB",
+        "United Kingdom",
+        &["London", "Manchester", "Edinburgh", "Bristol"],
+    ),
+];
+const TIERS: &[(&str, u32)] = &[
+    ("bronze", 55),
+    ("silver", 28),
+    ("gold", 13),
+    ("platinum", 4),
+];
+const INTERESTS: &[&str] = &["skiing", "cycling", "running", "hiking", "swimming", "yoga"];
+const AGE_GROUPS: &[(&str, &str, i32, i32)] = &[
+    ("18-24", "Age 18–24", 18, 24),
+    ("25-34", "Age 25–34", 25, 34),
+    ("35-44", "Age 35–44", 35, 44),
+    ("45-54", "Age 45–54", 45, 54),
+    ("55-64", "Age 55–64", 55, 64),
+    ("65-plus", "Age 65+", 65, 200),
+];
+
+/// What `load` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Loaded {
+    Loaded {
+        customers: usize,
+        segments: usize,
+    },
+    /// The store already had applications: nothing was changed.
+    AlreadyPopulated,
+}
+
+fn name(text: &str) -> Name {
+    Name::parse("name", text).expect("demo names are valid")
+}
+
+fn reference(text: &str) -> ReferenceKey {
+    ReferenceKey::parse("reference", text).expect("demo references are valid")
+}
+
+fn attribute(text: &str) -> AttributeName {
+    AttributeName::parse("attribute", text).expect("demo attribute names are valid")
+}
+
+/// Loads the demo data set into an empty store.
+pub async fn load(store: &dyn Store, now: Timestamp) -> StoreResult<Loaded> {
+    if !store
+        .list_applications(&NameFilter::default(), PageRequest::first())
+        .await?
+        .items
+        .is_empty()
+    {
+        return Ok(Loaded::AlreadyPopulated);
+    }
+    for (id, label, currency, origins) in [
+        (
+            "web-shop",
+            "Web shop (EU)",
+            "EUR",
+            &["http://localhost:8080", "http://127.0.0.1:8080"][..],
+        ),
+        (
+            "uk-shop",
+            "Web shop (UK)",
+            "GBP",
+            &["http://localhost:8081"][..],
+        ),
+    ] {
+        store
+            .create_application(&Application {
+                id: ApplicationId::parse("id", id).expect("demo id"),
+                name: name(label),
+                default_currency: Currency::parse("currency", currency).expect("demo currency"),
+                allowed_origins: origins
+                    .iter()
+                    .map(|o| Origin::parse("origin", o).expect("demo origin"))
+                    .collect(),
+                enabled: true,
+            })
+            .await?;
+    }
+
+    let mut segments: HashMap<(&str, String), Segment> = HashMap::new();
+    let groups: [(&str, &str, bool, bool, Vec<(String, String)>); 4] = [
+        (
+            "age-group",
+            "Age group",
+            true,
+            true,
+            AGE_GROUPS
+                .iter()
+                .map(|(r, label, ..)| (r.to_string(), label.to_string()))
+                .collect(),
+        ),
+        (
+            "country",
+            "Country",
+            true,
+            true,
+            COUNTRIES
+                .iter()
+                .map(|(c, n, _)| (c.to_lowercase(), n.to_string()))
+                .collect(),
+        ),
+        (
+            "loyalty-tier",
+            "Loyalty tier",
+            false,
+            true,
+            TIERS
+                .iter()
+                .map(|(t, _)| (t.to_string(), capitalized(t)))
+                .collect(),
+        ),
+        (
+            "interests",
+            "Interests",
+            false,
+            false,
+            INTERESTS
+                .iter()
+                .map(|i| (i.to_string(), capitalized(i)))
+                .collect(),
+        ),
+    ];
+    for (group_ref, group_name, calculated, exclusive, members) in groups {
+        let new_group = NewSegmentGroup {
+            name: name(group_name),
+            reference: reference(group_ref),
+            calculated,
+            exclusive,
+        };
+        let group = store.create_segment_group(&new_group).await?;
+        for (seg_ref, seg_name) in members {
+            let new = NewSegment {
+                group: group.id,
+                name: name(&seg_name),
+                reference: reference(&seg_ref),
+                calculated,
+            };
+            segments.insert((group_ref, seg_ref), store.create_segment(&new).await?);
+        }
+    }
+    for (label, threshold) in [
+        ("Winter sports fans", 3),
+        ("Outdoor families", 1),
+        ("Bargain hunters", 2),
+    ] {
+        let new = NewTargetGroup {
+            name: name(label),
+            threshold: Threshold::parse("threshold", threshold).expect("demo"),
+            active: true,
+        };
+        store.create_target_group(&new).await?;
+    }
+
+    let mut rng = StdRng::seed_from_u64(0xC0FFEE);
+    let people: Vec<Person> = (0..CUSTOMERS)
+        .map(|i| Person::random(i, &mut rng, now))
+        .collect();
+    let mut import = store.import_customers().await?;
+    let lines: Vec<CustomerUpsert> = people.iter().map(Person::upsert).collect();
+    for batch in lines.chunks(1_000) {
+        import.write(batch, now).await?;
+    }
+    import.commit().await?;
+
+    for person in &people {
+        let mut add = Vec::new();
+        let mut push = |group: &str, seg: &str, source| {
+            let segment = &segments[&(group, seg.to_owned())];
+            add.push(SegmentAdd {
+                segment: segment.id,
+                source,
+                expires_at: None,
+            });
+        };
+        push("age-group", person.age_group, MembershipSource::Calculated);
+        push(
+            "country",
+            &person.country.to_lowercase(),
+            MembershipSource::Calculated,
+        );
+        push("loyalty-tier", person.tier, MembershipSource::Manual);
+        for interest in &person.interests {
+            push("interests", interest, MembershipSource::Tracked);
+        }
+        let change = SegmentChange::new(add, vec![]).expect("demo segments are distinct");
+        store.change_segments(&person.id, &change, now).await?;
+    }
+    Ok(Loaded::Loaded {
+        customers: people.len(),
+        segments: segments.len(),
+    })
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+struct Person {
+    id: CustomerId,
+    attributes: Attributes,
+    consent: bool,
+    age_group: &'static str,
+    country: &'static str,
+    tier: &'static str,
+    interests: Vec<&'static str>,
+}
+
+impl Person {
+    fn random(i: usize, rng: &mut StdRng, now: Timestamp) -> Self {
+        let first = *FIRST.choose(rng).expect("names");
+        let last = *LAST.choose(rng).expect("names");
+        let (country, _, cities) = *COUNTRIES.choose(rng).expect("countries");
+        let city = *cities.choose(rng).expect("cities");
+        let age: i32 = 18 + (rng.random::<f64>().powf(1.3) * 62.0) as i32;
+        let today = now.to_datetime().date();
+        let birthdate = today - Duration::days(i64::from(age) * 365 + rng.random_range(0..365));
+        let age_group = AGE_GROUPS
+            .iter()
+            .find(|(_, _, lo, hi)| (*lo..=*hi).contains(&age))
+            .map_or("65-plus", |(r, ..)| *r);
+        let roll = rng.random_range(0..100);
+        let mut acc = 0;
+        let tier = TIERS.iter().find(|(_, share)| {
+            acc += share;
+            roll < acc
+        });
+        let tier = tier.map_or("bronze", |(t, _)| *t);
+        let mut interests: Vec<&str> = INTERESTS
+            .iter()
+            .copied()
+            .filter(|_| rng.random_bool(0.25))
+            .collect();
+        if matches!(country, "AT" | "CH") && !interests.contains(&"skiing") && rng.random_bool(0.5)
+        {
+            interests.push("skiing");
+        }
+        let orders = rng.random_range(0..40u32);
+        let mut attributes = Attributes::new();
+        let mut set = |k: &str, v: AttributeValue| {
+            attributes.insert(attribute(k), v);
+        };
+        set("first_name", AttributeValue::String(first.into()));
+        set("last_name", AttributeValue::String(last.into()));
+        set(
+            "email",
+            AttributeValue::String(format!(
+                "{}.{}{}@example.com",
+                first.to_lowercase(),
+                ascii(last),
+                i
+            )),
+        );
+        set(
+            "gender",
+            AttributeValue::String(
+                if rng.random_bool(0.5) {
+                    "female"
+                } else {
+                    "male"
+                }
+                .into(),
+            ),
+        );
+        set("birthdate", AttributeValue::Date(birthdate));
+        set("country", AttributeValue::String(country.into()));
+        set("city", AttributeValue::String(city.into()));
+        set(
+            "zip",
+            AttributeValue::String(format!("{:05}", rng.random_range(1000..99999))),
+        );
+        set("loyalty_tier", AttributeValue::String(tier.into()));
+        set("orders_count", AttributeValue::Number(f64::from(orders)));
+        set(
+            "total_spent",
+            AttributeValue::Number(
+                (f64::from(orders) * rng.random_range(20.0..180.0) * 100.0).round() / 100.0,
+            ),
+        );
+        set("newsletter", AttributeValue::Bool(rng.random_bool(0.4)));
+        set(
+            "interests",
+            AttributeValue::List(
+                interests
+                    .iter()
+                    .map(|s| AttributeValue::String((*s).into()))
+                    .collect(),
+            ),
+        );
+        Self {
+            id: CustomerId::parse("id", &format!("C{:06}", i + 1)).expect("demo ids"),
+            attributes,
+            consent: rng.random_bool(0.7),
+            age_group,
+            country,
+            tier,
+            interests,
+        }
+    }
+
+    fn upsert(&self) -> CustomerUpsert {
+        CustomerUpsert::new(
+            self.id.clone(),
+            Some(self.attributes.clone()),
+            Some(true),
+            Some(self.consent),
+        )
+        .expect("demo customers are valid")
+    }
+}
+
+fn ascii(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            'ü' => 'u',
+            'í' => 'i',
+            'ó' => 'o',
+            c => c,
+        })
+        .filter(char::is_ascii_alphabetic)
+        .collect::<String>()
+        .to_lowercase()
+}

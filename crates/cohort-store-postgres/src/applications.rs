@@ -1,0 +1,122 @@
+//! Applications on PostgreSQL.
+
+use async_trait::async_trait;
+use cohort_core::{
+    Application, ApplicationId, ApplicationPatch, Currency, Name, NameFilter, Page, PageRequest,
+};
+use cohort_store::codec::{decode_origins, encode_origins, stored};
+use cohort_store::{ApplicationStore, StoreError, StoreResult};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+use crate::PostgresStore;
+use crate::error::{db, unique};
+
+/// `SELECT … FROM applications` followed by the rest of a query.
+macro_rules! select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT seq, id, name, default_currency, allowed_origins, enabled FROM applications ",
+            $rest
+        )
+    };
+}
+
+fn from_row(row: &PgRow) -> StoreResult<(i64, Application)> {
+    let application = Application {
+        id: stored(ApplicationId::parse("id", row.get("id")))?,
+        name: stored(Name::parse("name", row.get("name")))?,
+        default_currency: stored(Currency::parse(
+            "default_currency",
+            row.get("default_currency"),
+        ))?,
+        allowed_origins: decode_origins(row.get("allowed_origins"))?,
+        enabled: row.get("enabled"),
+    };
+    Ok((row.get("seq"), application))
+}
+
+#[async_trait]
+impl ApplicationStore for PostgresStore {
+    async fn create_application(&self, app: &Application) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO applications (id, name, default_currency, allowed_origins, enabled) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(app.id.as_str())
+        .bind(app.name.as_str())
+        .bind(app.default_currency.code())
+        .bind(encode_origins(&app.allowed_origins))
+        .bind(app.enabled)
+        .execute(&self.pool)
+        .await
+        .map_err(unique("id", || format!("application {} already exists", app.id)))?;
+        Ok(())
+    }
+
+    async fn application(&self, id: &ApplicationId) -> StoreResult<Option<Application>> {
+        let row = sqlx::query(select!("WHERE id = $1"))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.map(|r| from_row(&r).map(|(_, a)| a)).transpose()
+    }
+
+    async fn update_application(
+        &self,
+        id: &ApplicationId,
+        patch: ApplicationPatch,
+    ) -> StoreResult<Application> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let row = sqlx::query(select!("WHERE id = $1 FOR UPDATE"))
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| StoreError::not_found("application", id))?;
+        let (_, mut app) = from_row(&row)?;
+        app.apply(patch);
+        sqlx::query("UPDATE applications SET name = $2, default_currency = $3, allowed_origins = $4, enabled = $5 WHERE id = $1")
+            .bind(id.as_str())
+            .bind(app.name.as_str())
+            .bind(app.default_currency.code())
+            .bind(encode_origins(&app.allowed_origins))
+            .bind(app.enabled)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(app)
+    }
+
+    async fn delete_application(&self, id: &ApplicationId) -> StoreResult<()> {
+        let done = sqlx::query("DELETE FROM applications WHERE id = $1")
+            .bind(id.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found("application", id));
+        }
+        Ok(())
+    }
+
+    async fn list_applications(
+        &self,
+        filter: &NameFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<Application>> {
+        let rows = sqlx::query(select!(
+            "WHERE seq > $1 AND ($2::text IS NULL OR strpos(lower(name), $2) > 0 OR strpos(id, $2) > 0)
+             ORDER BY seq LIMIT $3"
+        ))
+        .bind(page.after.unwrap_or(0))
+        .bind(filter.contains())
+        .bind(i64::from(page.limit) + 1)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let rows = rows.iter().map(from_row).collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page::from_rows(rows, page.limit))
+    }
+}

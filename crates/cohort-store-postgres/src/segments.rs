@@ -1,0 +1,316 @@
+//! Segment groups and segments on PostgreSQL.
+//!
+//! Changing a group's exclusivity locks the group row; `memberships::change` holds a
+//! share lock on the groups of the segments it adds, so the exclusivity check never
+//! races with a change that would break it.
+
+use async_trait::async_trait;
+use cohort_core::segment::{NewSegment, NewSegmentGroup};
+use cohort_core::{
+    Name, NameFilter, Page, PageRequest, ReferenceKey, Segment, SegmentGroup, SegmentGroupId,
+    SegmentGroupPatch, SegmentId, SegmentPatch,
+};
+use cohort_store::codec::stored;
+use cohort_store::{SegmentFilter, SegmentStore, StoreError, StoreResult};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+
+use crate::PostgresStore;
+use crate::error::{db, unique};
+
+macro_rules! select_group {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, name, reference, calculated, exclusive FROM segment_groups ",
+            $rest
+        )
+    };
+}
+
+macro_rules! select_segment {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, group_id, name, reference, calculated FROM segments ",
+            $rest
+        )
+    };
+}
+
+fn group_from_row(row: &PgRow) -> StoreResult<SegmentGroup> {
+    Ok(SegmentGroup {
+        id: SegmentGroupId::new(row.get("id")),
+        name: stored(Name::parse("name", row.get("name")))?,
+        reference: stored(ReferenceKey::parse("reference", row.get("reference")))?,
+        calculated: row.get("calculated"),
+        exclusive: row.get("exclusive"),
+    })
+}
+
+fn segment_from_row(row: &PgRow) -> StoreResult<Segment> {
+    Ok(Segment {
+        id: SegmentId::new(row.get("id")),
+        group: SegmentGroupId::new(row.get("group_id")),
+        name: stored(Name::parse("name", row.get("name")))?,
+        reference: stored(ReferenceKey::parse("reference", row.get("reference")))?,
+        calculated: row.get("calculated"),
+    })
+}
+
+fn group_conflict(reference: &ReferenceKey) -> impl FnOnce() -> String + '_ {
+    move || format!("a segment group with reference {reference} already exists")
+}
+
+fn segment_conflict(reference: &ReferenceKey) -> impl FnOnce() -> String + '_ {
+    move || format!("the group already has a segment with reference {reference}")
+}
+
+/// Maps a foreign key violation on `segments.group_id` to a dangling reference.
+fn segment_write_error(
+    reference: &ReferenceKey,
+    group: SegmentGroupId,
+) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+    move |e| match &e {
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+            StoreError::dangling("group", format!("segment group {group} does not exist"))
+        }
+        _ => unique("reference", segment_conflict(reference))(e),
+    }
+}
+
+fn group_in_use(id: SegmentGroupId) -> StoreError {
+    StoreError::InUse {
+        detail: format!("segment group {id} still has segments"),
+    }
+}
+
+/// Whether some customer holds two segments of `group` (expired rows included).
+async fn exclusivity_broken(conn: &mut PgConnection, group: SegmentGroupId) -> StoreResult<bool> {
+    let row = sqlx::query(
+        "SELECT 1 FROM memberships m JOIN segments s ON s.id = m.segment_id
+         WHERE s.group_id = $1
+         GROUP BY m.customer_seq HAVING COUNT(*) > 1 LIMIT 1",
+    )
+    .bind(group.get())
+    .fetch_optional(conn)
+    .await
+    .map_err(db)?;
+    Ok(row.is_some())
+}
+
+#[async_trait]
+impl SegmentStore for PostgresStore {
+    async fn create_segment_group(&self, group: &NewSegmentGroup) -> StoreResult<SegmentGroup> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO segment_groups (name, reference, calculated, exclusive) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(group.name.as_str())
+        .bind(group.reference.as_str())
+        .bind(group.calculated)
+        .bind(group.exclusive)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unique("reference", group_conflict(&group.reference)))?;
+        Ok(SegmentGroup {
+            id: SegmentGroupId::new(id),
+            name: group.name.clone(),
+            reference: group.reference.clone(),
+            calculated: group.calculated,
+            exclusive: group.exclusive,
+        })
+    }
+
+    async fn segment_group(&self, id: SegmentGroupId) -> StoreResult<Option<SegmentGroup>> {
+        let row = sqlx::query(select_group!("WHERE id = $1"))
+            .bind(id.get())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(group_from_row).transpose()
+    }
+
+    async fn update_segment_group(
+        &self,
+        id: SegmentGroupId,
+        patch: SegmentGroupPatch,
+    ) -> StoreResult<SegmentGroup> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let row = sqlx::query(select_group!("WHERE id = $1 FOR UPDATE"))
+            .bind(id.get())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| StoreError::not_found("segment group", id))?;
+        let mut group = group_from_row(&row)?;
+        let becomes_exclusive = patch.exclusive == Some(true) && !group.exclusive;
+        group.apply(patch);
+        if becomes_exclusive && exclusivity_broken(&mut tx, id).await? {
+            return Err(StoreError::conflict(
+                "exclusive",
+                "some customers have more than one segment of this group",
+            ));
+        }
+        sqlx::query("UPDATE segment_groups SET name = $2, reference = $3, calculated = $4, exclusive = $5 WHERE id = $1")
+            .bind(id.get())
+            .bind(group.name.as_str())
+            .bind(group.reference.as_str())
+            .bind(group.calculated)
+            .bind(group.exclusive)
+            .execute(&mut *tx)
+            .await
+            .map_err(unique("reference", group_conflict(&group.reference)))?;
+        tx.commit().await.map_err(db)?;
+        Ok(group)
+    }
+
+    async fn delete_segment_group(&self, id: SegmentGroupId) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // The lock keeps segments from being created in the group until we are done.
+        sqlx::query("SELECT 1 FROM segment_groups WHERE id = $1 FOR UPDATE")
+            .bind(id.get())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| StoreError::not_found("segment group", id))?;
+        let used = sqlx::query("SELECT 1 FROM segments WHERE group_id = $1 LIMIT 1")
+            .bind(id.get())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        if used.is_some() {
+            return Err(group_in_use(id));
+        }
+        sqlx::query("DELETE FROM segment_groups WHERE id = $1")
+            .bind(id.get())
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match &e {
+                sqlx::Error::Database(d) if d.is_foreign_key_violation() => group_in_use(id),
+                _ => db(e),
+            })?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn list_segment_groups(
+        &self,
+        filter: &NameFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<SegmentGroup>> {
+        let rows = sqlx::query(select_group!(
+            "WHERE id > $1 AND ($2::text IS NULL OR strpos(lower(name), $2) > 0) ORDER BY id LIMIT $3"
+        ))
+        .bind(page.after.unwrap_or(0))
+        .bind(filter.contains())
+        .bind(i64::from(page.limit) + 1)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let rows = rows
+            .iter()
+            .map(|r| group_from_row(r).map(|g| (g.id.get(), g)))
+            .collect::<StoreResult<_>>()?;
+        Ok(Page::from_rows(rows, page.limit))
+    }
+
+    async fn create_segment(&self, segment: &NewSegment) -> StoreResult<Segment> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO segments (group_id, name, reference, calculated) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(segment.group.get())
+        .bind(segment.name.as_str())
+        .bind(segment.reference.as_str())
+        .bind(segment.calculated)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(segment_write_error(&segment.reference, segment.group))?;
+        Ok(Segment {
+            id: SegmentId::new(id),
+            group: segment.group,
+            name: segment.name.clone(),
+            reference: segment.reference.clone(),
+            calculated: segment.calculated,
+        })
+    }
+
+    async fn segment(&self, id: SegmentId) -> StoreResult<Option<Segment>> {
+        let row = sqlx::query(select_segment!("WHERE id = $1"))
+            .bind(id.get())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(segment_from_row).transpose()
+    }
+
+    async fn update_segment(&self, id: SegmentId, patch: SegmentPatch) -> StoreResult<Segment> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let row = sqlx::query(select_segment!("WHERE id = $1 FOR UPDATE"))
+            .bind(id.get())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| StoreError::not_found("segment", id))?;
+        let mut segment = segment_from_row(&row)?;
+        let moved = patch.group.filter(|g| *g != segment.group);
+        segment.apply(patch);
+        sqlx::query("UPDATE segments SET group_id = $2, name = $3, reference = $4, calculated = $5 WHERE id = $1")
+            .bind(id.get())
+            .bind(segment.group.get())
+            .bind(segment.name.as_str())
+            .bind(segment.reference.as_str())
+            .bind(segment.calculated)
+            .execute(&mut *tx)
+            .await
+            .map_err(segment_write_error(&segment.reference, segment.group))?;
+        if let Some(group) = moved {
+            let exclusive: bool =
+                sqlx::query_scalar("SELECT exclusive FROM segment_groups WHERE id = $1 FOR SHARE")
+                    .bind(group.get())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            if exclusive && exclusivity_broken(&mut tx, group).await? {
+                return Err(StoreError::conflict(
+                    "group",
+                    "customers of this segment already have a segment of that exclusive group",
+                ));
+            }
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(segment)
+    }
+
+    async fn delete_segment(&self, id: SegmentId) -> StoreResult<()> {
+        let done = sqlx::query("DELETE FROM segments WHERE id = $1")
+            .bind(id.get())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found("segment", id));
+        }
+        Ok(())
+    }
+
+    async fn list_segments(
+        &self,
+        filter: &SegmentFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<Segment>> {
+        let rows = sqlx::query(select_segment!(
+            "WHERE id > $1 AND ($2::text IS NULL OR strpos(lower(name), $2) > 0)
+               AND ($3::bigint IS NULL OR group_id = $3)
+             ORDER BY id LIMIT $4"
+        ))
+        .bind(page.after.unwrap_or(0))
+        .bind(filter.name.contains())
+        .bind(filter.group.map(SegmentGroupId::get))
+        .bind(i64::from(page.limit) + 1)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let rows = rows
+            .iter()
+            .map(|r| segment_from_row(r).map(|s| (s.id.get(), s)))
+            .collect::<StoreResult<_>>()?;
+        Ok(Page::from_rows(rows, page.limit))
+    }
+}

@@ -1,0 +1,123 @@
+//! Target groups on PostgreSQL.
+
+use async_trait::async_trait;
+use cohort_core::target_group::NewTargetGroup;
+use cohort_core::{
+    Name, NameFilter, Page, PageRequest, TargetGroup, TargetGroupId, TargetGroupPatch, Threshold,
+};
+use cohort_store::codec::stored;
+use cohort_store::{StoreError, StoreResult, TargetGroupStore};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+use crate::PostgresStore;
+use crate::error::db;
+
+macro_rules! select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, name, threshold, active FROM target_groups ",
+            $rest
+        )
+    };
+}
+
+fn from_row(row: &PgRow) -> StoreResult<TargetGroup> {
+    Ok(TargetGroup {
+        id: TargetGroupId::new(row.get("id")),
+        name: stored(Name::parse("name", row.get("name")))?,
+        threshold: stored(Threshold::parse("threshold", row.get("threshold")))?,
+        active: row.get("active"),
+    })
+}
+
+#[async_trait]
+impl TargetGroupStore for PostgresStore {
+    async fn create_target_group(&self, group: &NewTargetGroup) -> StoreResult<TargetGroup> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO target_groups (name, threshold, active) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(group.name.as_str())
+        .bind(i64::from(group.threshold.get()))
+        .bind(group.active)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(TargetGroup {
+            id: TargetGroupId::new(id),
+            name: group.name.clone(),
+            threshold: group.threshold,
+            active: group.active,
+        })
+    }
+
+    async fn target_group(&self, id: TargetGroupId) -> StoreResult<Option<TargetGroup>> {
+        let row = sqlx::query(select!("WHERE id = $1"))
+            .bind(id.get())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    async fn update_target_group(
+        &self,
+        id: TargetGroupId,
+        patch: TargetGroupPatch,
+    ) -> StoreResult<TargetGroup> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let row = sqlx::query(select!("WHERE id = $1 FOR UPDATE"))
+            .bind(id.get())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| StoreError::not_found("target group", id))?;
+        let mut group = from_row(&row)?;
+        group.apply(patch);
+        sqlx::query(
+            "UPDATE target_groups SET name = $2, threshold = $3, active = $4 WHERE id = $1",
+        )
+        .bind(id.get())
+        .bind(group.name.as_str())
+        .bind(i64::from(group.threshold.get()))
+        .bind(group.active)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok(group)
+    }
+
+    async fn delete_target_group(&self, id: TargetGroupId) -> StoreResult<()> {
+        let done = sqlx::query("DELETE FROM target_groups WHERE id = $1")
+            .bind(id.get())
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found("target group", id));
+        }
+        Ok(())
+    }
+
+    async fn list_target_groups(
+        &self,
+        filter: &NameFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<TargetGroup>> {
+        let rows = sqlx::query(select!(
+            "WHERE id > $1 AND ($2::text IS NULL OR strpos(lower(name), $2) > 0) ORDER BY id LIMIT $3"
+        ))
+        .bind(page.after.unwrap_or(0))
+        .bind(filter.contains())
+        .bind(i64::from(page.limit) + 1)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let rows = rows
+            .iter()
+            .map(|r| from_row(r).map(|g| (g.id.get(), g)))
+            .collect::<StoreResult<_>>()?;
+        Ok(Page::from_rows(rows, page.limit))
+    }
+}

@@ -1,0 +1,158 @@
+//! The storage conformance suite on PostgreSQL, each test on a database of its own.
+//!
+//! The server comes from `COHORT_TEST_POSTGRES_URL`; every test creates a database with
+//! a unique name and drops it when the test ends, whether it passed or not.
+
+use std::ops::Deref;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Waker};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use cohort_store::Store;
+use cohort_store_postgres::PostgresStore;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{AssertSqlSafe, Connection, PgConnection};
+
+const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+fn server_url() -> String {
+    std::env::var("COHORT_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
+}
+
+/// A name no other test, run or process uses at the same time.
+fn unique_name() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "cohort_test_{}_{}_{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Runs `sql` on the server's administration database.
+async fn administer(server: &str, sql: String) -> Result<(), sqlx::Error> {
+    let mut conn = PgConnection::connect(server).await?;
+    sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut conn).await?;
+    conn.close().await
+}
+
+/// A store on a database of its own, dropped with it.
+struct TestStore {
+    store: PostgresStore,
+    server: String,
+    database: String,
+}
+
+impl Deref for TestStore {
+    type Target = dyn Store;
+
+    fn deref(&self) -> &Self::Target {
+        &self.store
+    }
+}
+
+impl Drop for TestStore {
+    fn drop(&mut self) {
+        // Async drop does not exist: mark the pool closed and let it close what idle
+        // connections it can without waiting, then drop the database from a thread of
+        // its own (`WITH (FORCE)` ends whatever connection is left).
+        let close = std::pin::pin!(self.store.close());
+        let _ = close.poll(&mut Context::from_waker(Waker::noop()));
+        let server = self.server.clone();
+        let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database);
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(administer(&server, sql))
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("cannot drop test database {}: {e}", self.database),
+            Err(_) => eprintln!("cannot drop test database {}", self.database),
+        }
+    }
+}
+
+async fn fresh() -> TestStore {
+    let server = server_url();
+    let database = unique_name();
+    administer(&server, format!("CREATE DATABASE \"{database}\""))
+        .await
+        .expect("create test database (is PostgreSQL running?)");
+    let options = PgConnectOptions::from_str(&server)
+        .expect("postgres url")
+        .database(&database);
+    let test = TestStore {
+        store: PostgresStore::open_with(options)
+            .await
+            .expect("open postgres"),
+        server,
+        database,
+    };
+    test.migrate().await.expect("migrate");
+    test
+}
+
+cohort_store::conformance_suite!(fresh, #[ignore = "needs PostgreSQL: run with --include-ignored (scripts/test does when PostgreSQL answers)"]);
+
+#[tokio::test]
+async fn scratch_panics() {
+    let _s = fresh().await;
+    panic!("boom");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scratch_import_speed() {
+    use cohort_core::customer::CustomerUpsert;
+    use cohort_core::*;
+    let s = fresh().await;
+    let n = 200_000;
+    let lines: Vec<CustomerUpsert> = (0..n)
+        .map(|i| {
+            let attrs: Attributes = [
+                (
+                    AttributeName::parse("a", "city").unwrap(),
+                    AttributeValue::String(format!("City{}", i % 100)),
+                ),
+                (
+                    AttributeName::parse("a", "age").unwrap(),
+                    AttributeValue::Number((i % 90) as f64),
+                ),
+                (
+                    AttributeName::parse("a", "vip").unwrap(),
+                    AttributeValue::Bool(i % 7 == 0),
+                ),
+            ]
+            .into_iter()
+            .collect();
+            CustomerUpsert::new(
+                CustomerId::parse("id", &format!("cust{i}")).unwrap(),
+                Some(attrs),
+                Some(true),
+                None,
+            )
+            .unwrap()
+        })
+        .collect();
+    let now = Timestamp::from_unix_micros(1_700_000_000_000_000);
+    for round in 0..2 {
+        let start = std::time::Instant::now();
+        let mut import = s.import_customers().await.unwrap();
+        for batch in lines.chunks(10_000) {
+            import.write(batch, now).await.unwrap();
+        }
+        import.commit().await.unwrap();
+        let secs = start.elapsed().as_secs_f64();
+        eprintln!(
+            "round {round}: {n} customers in {secs:.2}s = {:.0}/s",
+            n as f64 / secs
+        );
+    }
+}

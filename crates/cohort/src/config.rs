@@ -1,0 +1,57 @@
+//! Settings: flags > `COHORT_*` environment variables > TOML file > defaults.
+//! (clap resolves flags and environment; the file fills what both leave open.)
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use crate::cli::{Cli, Command};
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// The TOML file's keys.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    database_url: Option<String>,
+    log: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: String,
+    pub database_url: String,
+    pub log: String,
+}
+
+impl Config {
+    pub fn resolve(cli: &Cli) -> anyhow::Result<Self> {
+        let file = match &cli.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let listen_flag = match &cli.command {
+            Command::Serve(args) => args.listen.clone(),
+            _ => None,
+        };
+        Ok(Self {
+            listen: listen_flag
+                .or(file.listen)
+                .unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
+            database_url: cli
+                .database_url
+                .clone()
+                .or(file.database_url)
+                .unwrap_or_else(cohort_app::default_database_url),
+            log: file.log.unwrap_or_else(|| "info".to_owned()),
+        })
+    }
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+}

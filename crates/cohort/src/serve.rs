@@ -1,0 +1,58 @@
+//! `cohort serve`: opens the store, optionally loads the demo, serves until a signal.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use cohort_app::{App, SystemClock, demo};
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::data::open;
+
+pub async fn run(config: &Config, load_demo: bool) -> anyhow::Result<()> {
+    let store = open(config).await?;
+    let app = App::new(store, Arc::new(SystemClock));
+    if load_demo {
+        match demo::load(&*app.store, app.now()).await? {
+            demo::Loaded::Loaded {
+                customers,
+                segments,
+            } => {
+                tracing::info!(customers, segments, "demo data loaded");
+            }
+            demo::Loaded::AlreadyPopulated => {
+                tracing::info!("database not empty: demo data not loaded")
+            }
+        }
+    }
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(address = %listener.local_addr()?, store = app.store.backend(), "cohort is listening");
+    cohort_http::serve(listener, app, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
