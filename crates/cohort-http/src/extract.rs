@@ -79,6 +79,12 @@ fn json_problem(path: &str, e: &serde_json::Error) -> Problem {
                     .map(|name| join(path, name))
             };
             if let Some(field) = named("unknown field `") {
+                // The path already ends with the unknown field's name.
+                let field = if path.is_empty() {
+                    field
+                } else {
+                    path.to_owned()
+                };
                 Problem::new(Code::UnknownField)
                     .field(field)
                     .detail(strip_position(&message))
