@@ -61,6 +61,15 @@ const AGE_GROUPS: &[(&str, &str, i32, i32)] = &[
     ("65-plus", "Age 65+", 65, 200),
 ];
 
+/// A demo group: reference, name, calculated, exclusive, segments as (reference, name).
+type GroupSpec = (
+    &'static str,
+    &'static str,
+    bool,
+    bool,
+    Vec<(String, String)>,
+);
+
 /// What `load` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Loaded {
@@ -123,7 +132,8 @@ pub async fn load(store: &dyn Store, now: Timestamp) -> StoreResult<Loaded> {
     }
 
     let mut segments: HashMap<(&str, String), Segment> = HashMap::new();
-    let groups: [(&str, &str, bool, bool, Vec<(String, String)>); 4] = [
+    // (reference, name, calculated, exclusive, its segments as (reference, name))
+    let groups: [GroupSpec; 4] = [
         (
             "age-group",
             "Age group",

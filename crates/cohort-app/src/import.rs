@@ -197,7 +197,7 @@ pub fn read_csv(
     }
     let mut record = csv::StringRecord::new();
     loop {
-        let line = reader.position().line() as u64;
+        let line = reader.position().line();
         match reader.read_record(&mut record) {
             Ok(false) => return Ok(()),
             Ok(true) => each(line, csv_row(&columns, &headers, &record))?,

@@ -40,10 +40,14 @@ pub struct NewKey {
     pub secret: String,
 }
 
+/// Scopes of a verified key and when it was verified.
+type Verified = (Vec<KeyScope>, Timestamp);
+
 pub struct Keys {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
-    cache: Mutex<HashMap<[u8; 32], (Vec<KeyScope>, Timestamp)>>,
+    /// SHA-256 of the presented key → its scopes and when they were verified.
+    cache: Mutex<HashMap<[u8; 32], Verified>>,
 }
 
 fn sha256(text: &str) -> [u8; 32] {
@@ -109,10 +113,10 @@ impl Keys {
     async fn scopes_of(&self, presented: &str) -> Result<Vec<KeyScope>, AuthError> {
         let now = self.clock.now();
         let fingerprint = sha256(presented);
-        if let Some((scopes, at)) = self.cache.lock().expect("key cache lock").get(&fingerprint) {
-            if now.unix_micros() - at.unix_micros() < CACHE_TTL_MICROS {
-                return Ok(scopes.clone());
-            }
+        if let Some((scopes, at)) = self.cache.lock().expect("key cache lock").get(&fingerprint)
+            && now.unix_micros() - at.unix_micros() < CACHE_TTL_MICROS
+        {
+            return Ok(scopes.clone());
         }
         let (id, secret) = presented
             .strip_prefix("ck_")

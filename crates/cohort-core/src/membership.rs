@@ -151,16 +151,16 @@ pub fn plan(
                 format!("segment {} does not exist", add.segment),
             )
         })?;
-        if place.exclusive {
-            if let Some(first) = exclusive_groups.insert(place.group, i) {
-                return Err(Invalid::new(
-                    format!("add[{i}].segment"),
-                    format!(
-                        "segment group {} is exclusive and add[{first}] already names one of its segments",
-                        place.group
-                    ),
-                ));
-            }
+        if place.exclusive
+            && let Some(first) = exclusive_groups.insert(place.group, i)
+        {
+            return Err(Invalid::new(
+                format!("add[{i}].segment"),
+                format!(
+                    "segment group {} is exclusive and add[{first}] already names one of its segments",
+                    place.group
+                ),
+            ));
         }
     }
 

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::auth::{Auth, Ingest};
-use crate::problem::{ApiResult, Code, LineProblem, Problem};
+use crate::problem::{ApiResult, Code, LineProblem, Problem, ProblemDocument};
 
 /// Longest accepted line.
 pub const MAX_LINE: usize = 1 << 20;
@@ -47,8 +47,8 @@ fn is_ndjson(headers: &HeaderMap) -> bool {
 #[utoipa::path(post, path = "/v1/customers:bulk", tag = "customers",
     request_body(content = String, content_type = "application/x-ndjson"),
     security(("bearer" = ["ingest"])),
-    responses((status = 200, body = BulkResult), (status = 400, body = Problem), (status = 413, body = Problem),
-        (status = 415, body = Problem)))]
+    responses((status = 200, body = BulkResult), (status = 400, body = ProblemDocument), (status = 413, body = ProblemDocument),
+        (status = 415, body = ProblemDocument)))]
 pub async fn bulk_upsert(
     _: Auth<Ingest>,
     State(state): State<AppState>,

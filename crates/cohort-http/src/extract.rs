@@ -173,25 +173,28 @@ mod tests {
     fn errors_name_the_offending_field() {
         let p = problem(r#"{"name":"x","add":[{"segment":1},{"segment":"two"}]}"#);
         assert_eq!(
-            (p.code, p.field.as_deref()),
+            (p.code.as_str(), p.field.as_deref()),
             ("invalid_field", Some("add[1].segment"))
         );
         let p = problem(r#"{"name":"x","colour":1}"#);
         assert_eq!(
-            (p.code, p.field.as_deref()),
+            (p.code.as_str(), p.field.as_deref()),
             ("unknown_field", Some("colour"))
         );
         let p = problem(r#"{"name":"x","add":[{"segment":1,"extra":2}]}"#);
         assert_eq!(
-            (p.code, p.field.as_deref()),
+            (p.code.as_str(), p.field.as_deref()),
             ("unknown_field", Some("add[0].extra"))
         );
         let p = problem(r#"{"add":[]}"#);
         assert_eq!(
-            (p.code, p.field.as_deref()),
+            (p.code.as_str(), p.field.as_deref()),
             ("missing_field", Some("name"))
         );
-        assert_eq!(problem(r#"{"name":"#).code, "invalid_json");
-        assert_eq!(problem(r#"{"name":"x"} trailing"#).code, "invalid_json");
+        assert_eq!(problem(r#"{"name":"#).code.as_str(), "invalid_json");
+        assert_eq!(
+            problem(r#"{"name":"x"} trailing"#).code.as_str(),
+            "invalid_json"
+        );
     }
 }

@@ -108,9 +108,20 @@ pub struct LineProblem {
     pub detail: String,
 }
 
-/// An RFC 9457 problem document.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+/// An error on its way to becoming an RFC 9457 problem document.
+#[derive(Debug, Clone)]
 pub struct Problem {
+    pub code: Code,
+    pub detail: Option<String>,
+    /// The offending field, as a path such as `attributes.birthdate` or `add[1].segment`.
+    pub field: Option<String>,
+    pub lines: Vec<LineProblem>,
+}
+
+/// An RFC 9457 problem document, as sent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProblemDocument {
+    /// `urn:cohort:problem:<code>`.
     #[serde(rename = "type")]
     pub kind: String,
     pub title: &'static str,
@@ -122,6 +133,7 @@ pub struct Problem {
     /// The offending field, as a path such as `attributes.birthdate` or `add[1].segment`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// For bulk requests: the lines that failed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub lines: Vec<LineProblem>,
 }
@@ -129,10 +141,7 @@ pub struct Problem {
 impl Problem {
     pub fn new(code: Code) -> Self {
         Self {
-            kind: format!("urn:cohort:problem:{}", code.as_str()),
-            title: code.title(),
-            status: code.status().as_u16(),
-            code: code.as_str(),
+            code,
             detail: None,
             field: None,
             lines: Vec::new(),
@@ -155,12 +164,24 @@ impl Problem {
             .field(e.field)
             .detail(e.reason)
     }
+
+    pub fn document(self) -> ProblemDocument {
+        ProblemDocument {
+            kind: format!("urn:cohort:problem:{}", self.code.as_str()),
+            title: self.code.title(),
+            status: self.code.status().as_u16(),
+            code: self.code.as_str(),
+            detail: self.detail,
+            field: self.field,
+            lines: self.lines,
+        }
+    }
 }
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_vec(&self).expect("a problem serializes");
+        let status = self.code.status();
+        let body = serde_json::to_vec(&self.document()).expect("a problem serializes");
         let mut response = (status, body).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,

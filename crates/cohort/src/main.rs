@@ -6,6 +6,8 @@ mod data;
 mod keys;
 mod serve;
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 
 #[tokio::main]
@@ -18,6 +20,7 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| config.log.as_str().into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match cli.command {
         cli::Command::Serve(args) => serve::run(&config, args.demo).await,

@@ -15,7 +15,7 @@ use super::{Listed, NameListParams, page_request};
 use crate::AppState;
 use crate::auth::{Admin, Auth, Read};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::problem::{ApiResult, Problem};
+use crate::problem::{ApiResult, Problem, ProblemDocument};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -120,7 +120,7 @@ fn app_id(id: &str) -> Result<ApplicationId, Problem> {
 
 #[utoipa::path(get, path = "/v1/applications", tag = "applications", params(NameListParams),
     security(("bearer" = ["read"])),
-    responses((status = 200, body = Listed<ApplicationBody>), (status = 400, body = Problem)))]
+    responses((status = 200, body = Listed<ApplicationBody>), (status = 400, body = ProblemDocument)))]
 async fn list(
     _: Auth<Read>,
     State(state): State<AppState>,
@@ -137,7 +137,7 @@ async fn list(
 
 #[utoipa::path(post, path = "/v1/applications", tag = "applications", request_body = CreateApplication,
     security(("bearer" = ["admin"])),
-    responses((status = 201, body = ApplicationBody), (status = 400, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 201, body = ApplicationBody), (status = 400, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
 async fn create(
     _: Auth<Admin>,
     State(state): State<AppState>,
@@ -150,7 +150,7 @@ async fn create(
 
 #[utoipa::path(get, path = "/v1/applications/{id}", tag = "applications", params(("id" = String, Path)),
     security(("bearer" = ["read"])),
-    responses((status = 200, body = ApplicationBody), (status = 404, body = Problem)))]
+    responses((status = 200, body = ApplicationBody), (status = 404, body = ProblemDocument)))]
 async fn get_one(
     _: Auth<Read>,
     State(state): State<AppState>,
@@ -165,7 +165,7 @@ async fn get_one(
 
 #[utoipa::path(patch, path = "/v1/applications/{id}", tag = "applications", params(("id" = String, Path)),
     request_body = UpdateApplication, security(("bearer" = ["admin"])),
-    responses((status = 200, body = ApplicationBody), (status = 400, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = ApplicationBody), (status = 400, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
 async fn update(
     _: Auth<Admin>,
     State(state): State<AppState>,
@@ -181,7 +181,7 @@ async fn update(
 
 #[utoipa::path(delete, path = "/v1/applications/{id}", tag = "applications", params(("id" = String, Path)),
     security(("bearer" = ["admin"])),
-    responses((status = 204), (status = 404, body = Problem)))]
+    responses((status = 204), (status = 404, body = ProblemDocument)))]
 async fn delete(
     _: Auth<Admin>,
     State(state): State<AppState>,

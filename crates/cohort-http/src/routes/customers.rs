@@ -22,7 +22,7 @@ use super::{Listed, page_request};
 use crate::AppState;
 use crate::auth::{Admin, Auth, Ingest, Read};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::problem::{ApiResult, Problem};
+use crate::problem::{ApiResult, Problem, ProblemDocument};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -233,7 +233,7 @@ fn customer_id(id: &str) -> Result<CustomerId, Problem> {
 
 #[utoipa::path(get, path = "/v1/customers", tag = "customers", params(CustomerListParams),
     security(("bearer" = ["read"])),
-    responses((status = 200, body = Listed<CustomerBody>), (status = 400, body = Problem)))]
+    responses((status = 200, body = Listed<CustomerBody>), (status = 400, body = ProblemDocument)))]
 async fn list(
     _: Auth<Read>,
     State(state): State<AppState>,
@@ -254,7 +254,7 @@ async fn list(
 
 #[utoipa::path(post, path = "/v1/customers", tag = "customers", request_body = CreateCustomer,
     security(("bearer" = ["ingest"])),
-    responses((status = 201, body = CustomerBody), (status = 400, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 201, body = CustomerBody), (status = 400, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
 async fn create(
     _: Auth<Ingest>,
     State(state): State<AppState>,
@@ -271,7 +271,7 @@ async fn create(
 
 #[utoipa::path(get, path = "/v1/customers/{id}", tag = "customers", params(("id" = String, Path)),
     security(("bearer" = ["read"])),
-    responses((status = 200, body = CustomerBody), (status = 404, body = Problem)))]
+    responses((status = 200, body = CustomerBody), (status = 404, body = ProblemDocument)))]
 async fn get_one(
     _: Auth<Read>,
     State(state): State<AppState>,
@@ -286,7 +286,7 @@ async fn get_one(
 
 #[utoipa::path(patch, path = "/v1/customers/{id}", tag = "customers", params(("id" = String, Path)),
     request_body = UpdateCustomer, security(("bearer" = ["ingest"])),
-    responses((status = 200, body = CustomerBody), (status = 400, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = CustomerBody), (status = 400, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
 async fn update(
     _: Auth<Ingest>,
     State(state): State<AppState>,
@@ -307,7 +307,7 @@ async fn update(
 
 #[utoipa::path(delete, path = "/v1/customers/{id}", tag = "customers", params(("id" = String, Path)),
     security(("bearer" = ["admin"])),
-    responses((status = 204), (status = 404, body = Problem)))]
+    responses((status = 204), (status = 404, body = ProblemDocument)))]
 async fn delete(
     _: Auth<Admin>,
     State(state): State<AppState>,
@@ -320,7 +320,7 @@ async fn delete(
 
 #[utoipa::path(get, path = "/v1/customers/{id}/segments", tag = "customers", params(("id" = String, Path)),
     security(("bearer" = ["read"])),
-    responses((status = 200, body = SegmentsBody), (status = 404, body = Problem)))]
+    responses((status = 200, body = SegmentsBody), (status = 404, body = ProblemDocument)))]
 async fn segments(
     _: Auth<Read>,
     State(state): State<AppState>,
@@ -339,8 +339,8 @@ async fn segments(
 
 #[utoipa::path(post, path = "/v1/customers/{id}/segments", tag = "customers", params(("id" = String, Path)),
     request_body = ChangeSegments, security(("bearer" = ["ingest"])),
-    responses((status = 200, body = SegmentsBody), (status = 400, body = Problem), (status = 404, body = Problem),
-        (status = 422, body = Problem)))]
+    responses((status = 200, body = SegmentsBody), (status = 400, body = ProblemDocument), (status = 404, body = ProblemDocument),
+        (status = 422, body = ProblemDocument)))]
 async fn change_segments(
     _: Auth<Ingest>,
     State(state): State<AppState>,

@@ -17,7 +17,7 @@ use super::{Listed, NameListParams, page_request};
 use crate::AppState;
 use crate::auth::{Admin, Auth, Read};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::problem::{ApiResult, Problem};
+use crate::problem::{ApiResult, ProblemDocument};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -120,7 +120,7 @@ impl TryFrom<UpdateSegmentGroup> for SegmentGroupPatch {
 
 #[utoipa::path(get, path = "/v1/segment-groups", tag = "segments", params(NameListParams),
     security(("bearer" = ["read"])),
-    responses((status = 200, body = Listed<SegmentGroupBody>), (status = 400, body = Problem)))]
+    responses((status = 200, body = Listed<SegmentGroupBody>), (status = 400, body = ProblemDocument)))]
 async fn list(
     _: Auth<Read>,
     State(state): State<AppState>,
@@ -137,7 +137,7 @@ async fn list(
 
 #[utoipa::path(post, path = "/v1/segment-groups", tag = "segments", request_body = CreateSegmentGroup,
     security(("bearer" = ["admin"])),
-    responses((status = 201, body = SegmentGroupBody), (status = 400, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 201, body = SegmentGroupBody), (status = 400, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
 async fn create(
     _: Auth<Admin>,
     State(state): State<AppState>,
@@ -150,7 +150,7 @@ async fn create(
 
 #[utoipa::path(get, path = "/v1/segment-groups/{id}", tag = "segments", params(("id" = i64, Path)),
     security(("bearer" = ["read"])),
-    responses((status = 200, body = SegmentGroupBody), (status = 404, body = Problem)))]
+    responses((status = 200, body = SegmentGroupBody), (status = 404, body = ProblemDocument)))]
 async fn get_one(
     _: Auth<Read>,
     State(state): State<AppState>,
@@ -165,8 +165,8 @@ async fn get_one(
 
 #[utoipa::path(patch, path = "/v1/segment-groups/{id}", tag = "segments", params(("id" = i64, Path)),
     request_body = UpdateSegmentGroup, security(("bearer" = ["admin"])),
-    responses((status = 200, body = SegmentGroupBody), (status = 400, body = Problem), (status = 404, body = Problem),
-        (status = 409, body = Problem)))]
+    responses((status = 200, body = SegmentGroupBody), (status = 400, body = ProblemDocument), (status = 404, body = ProblemDocument),
+        (status = 409, body = ProblemDocument)))]
 async fn update(
     _: Auth<Admin>,
     State(state): State<AppState>,
@@ -186,7 +186,7 @@ async fn update(
 
 #[utoipa::path(delete, path = "/v1/segment-groups/{id}", tag = "segments", params(("id" = i64, Path)),
     security(("bearer" = ["admin"])),
-    responses((status = 204), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 204), (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
 async fn delete(
     _: Auth<Admin>,
     State(state): State<AppState>,

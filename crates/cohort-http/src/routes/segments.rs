@@ -18,7 +18,7 @@ use super::{Listed, page_request};
 use crate::AppState;
 use crate::auth::{Admin, Auth, Read};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::problem::{ApiResult, Problem};
+use crate::problem::{ApiResult, ProblemDocument};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -116,7 +116,7 @@ pub struct SegmentListParams {
 
 #[utoipa::path(get, path = "/v1/segments", tag = "segments", params(SegmentListParams),
     security(("bearer" = ["read"])),
-    responses((status = 200, body = Listed<SegmentBody>), (status = 400, body = Problem)))]
+    responses((status = 200, body = Listed<SegmentBody>), (status = 400, body = ProblemDocument)))]
 async fn list(
     _: Auth<Read>,
     State(state): State<AppState>,
@@ -133,8 +133,8 @@ async fn list(
 
 #[utoipa::path(post, path = "/v1/segments", tag = "segments", request_body = CreateSegment,
     security(("bearer" = ["admin"])),
-    responses((status = 201, body = SegmentBody), (status = 400, body = Problem), (status = 409, body = Problem),
-        (status = 422, body = Problem)))]
+    responses((status = 201, body = SegmentBody), (status = 400, body = ProblemDocument), (status = 409, body = ProblemDocument),
+        (status = 422, body = ProblemDocument)))]
 async fn create(
     _: Auth<Admin>,
     State(state): State<AppState>,
@@ -147,7 +147,7 @@ async fn create(
 
 #[utoipa::path(get, path = "/v1/segments/{id}", tag = "segments", params(("id" = i64, Path)),
     security(("bearer" = ["read"])),
-    responses((status = 200, body = SegmentBody), (status = 404, body = Problem)))]
+    responses((status = 200, body = SegmentBody), (status = 404, body = ProblemDocument)))]
 async fn get_one(
     _: Auth<Read>,
     State(state): State<AppState>,
@@ -162,8 +162,8 @@ async fn get_one(
 
 #[utoipa::path(patch, path = "/v1/segments/{id}", tag = "segments", params(("id" = i64, Path)),
     request_body = UpdateSegment, security(("bearer" = ["admin"])),
-    responses((status = 200, body = SegmentBody), (status = 400, body = Problem), (status = 404, body = Problem),
-        (status = 409, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = SegmentBody), (status = 400, body = ProblemDocument), (status = 404, body = ProblemDocument),
+        (status = 409, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
 async fn update(
     _: Auth<Admin>,
     State(state): State<AppState>,
@@ -183,7 +183,7 @@ async fn update(
 
 #[utoipa::path(delete, path = "/v1/segments/{id}", tag = "segments", params(("id" = i64, Path)),
     security(("bearer" = ["admin"])),
-    responses((status = 204), (status = 404, body = Problem)))]
+    responses((status = 204), (status = 404, body = ProblemDocument)))]
 async fn delete(
     _: Auth<Admin>,
     State(state): State<AppState>,

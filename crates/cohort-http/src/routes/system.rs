@@ -10,7 +10,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::problem::{Code, Problem};
+use crate::problem::{Code, Problem, ProblemDocument};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -27,7 +27,7 @@ pub struct Health {
 
 /// Liveness and store reachability.
 #[utoipa::path(get, path = "/healthz", tag = "system",
-    responses((status = 200, body = Health), (status = 503, body = Problem)))]
+    responses((status = 200, body = Health), (status = 503, body = ProblemDocument)))]
 async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, Problem> {
     state.app.store.ping().await.map_err(|e| {
         tracing::warn!(error = %e, "health check failed");

@@ -17,7 +17,7 @@ use super::{Listed, NameListParams, page_request};
 use crate::AppState;
 use crate::auth::{Admin, Auth, Read};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::problem::{ApiResult, Problem};
+use crate::problem::{ApiResult, ProblemDocument};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -101,7 +101,7 @@ impl TryFrom<UpdateTargetGroup> for TargetGroupPatch {
 
 #[utoipa::path(get, path = "/v1/target-groups", tag = "target groups", params(NameListParams),
     security(("bearer" = ["read"])),
-    responses((status = 200, body = Listed<TargetGroupBody>), (status = 400, body = Problem)))]
+    responses((status = 200, body = Listed<TargetGroupBody>), (status = 400, body = ProblemDocument)))]
 async fn list(
     _: Auth<Read>,
     State(state): State<AppState>,
@@ -118,7 +118,7 @@ async fn list(
 
 #[utoipa::path(post, path = "/v1/target-groups", tag = "target groups", request_body = CreateTargetGroup,
     security(("bearer" = ["admin"])),
-    responses((status = 201, body = TargetGroupBody), (status = 400, body = Problem)))]
+    responses((status = 201, body = TargetGroupBody), (status = 400, body = ProblemDocument)))]
 async fn create(
     _: Auth<Admin>,
     State(state): State<AppState>,
@@ -131,7 +131,7 @@ async fn create(
 
 #[utoipa::path(get, path = "/v1/target-groups/{id}", tag = "target groups", params(("id" = i64, Path)),
     security(("bearer" = ["read"])),
-    responses((status = 200, body = TargetGroupBody), (status = 404, body = Problem)))]
+    responses((status = 200, body = TargetGroupBody), (status = 404, body = ProblemDocument)))]
 async fn get_one(
     _: Auth<Read>,
     State(state): State<AppState>,
@@ -146,7 +146,7 @@ async fn get_one(
 
 #[utoipa::path(patch, path = "/v1/target-groups/{id}", tag = "target groups", params(("id" = i64, Path)),
     request_body = UpdateTargetGroup, security(("bearer" = ["admin"])),
-    responses((status = 200, body = TargetGroupBody), (status = 400, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, body = TargetGroupBody), (status = 400, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
 async fn update(
     _: Auth<Admin>,
     State(state): State<AppState>,
@@ -166,7 +166,7 @@ async fn update(
 
 #[utoipa::path(delete, path = "/v1/target-groups/{id}", tag = "target groups", params(("id" = i64, Path)),
     security(("bearer" = ["admin"])),
-    responses((status = 204), (status = 404, body = Problem)))]
+    responses((status = 204), (status = 404, body = ProblemDocument)))]
 async fn delete(
     _: Auth<Admin>,
     State(state): State<AppState>,
