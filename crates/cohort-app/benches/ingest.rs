@@ -30,9 +30,14 @@ fn parsing(c: &mut Criterion) {
 
 fn upserts(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let batch: Vec<CustomerUpsert> = (0..10_000).map(|i| parse_ndjson_line(&line(i)).unwrap()).collect();
+    let batch: Vec<CustomerUpsert> = (0..10_000)
+        .map(|i| parse_ndjson_line(&line(i)).unwrap())
+        .collect();
     let mut group = c.benchmark_group("sqlite_import");
-    group.throughput(Throughput::Elements(batch.len() as u64)).sample_size(10).measurement_time(Duration::from_secs(10));
+    group
+        .throughput(Throughput::Elements(batch.len() as u64))
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
     group.bench_function("10000 new customers", |b| {
         b.iter_batched(
             || {
@@ -45,7 +50,10 @@ fn upserts(c: &mut Criterion) {
                 runtime.block_on(async {
                     let mut import = store.import_customers().await.unwrap();
                     for chunk in batch.chunks(5_000) {
-                        import.write(chunk, Timestamp::from_unix_micros(0)).await.unwrap();
+                        import
+                            .write(chunk, Timestamp::from_unix_micros(0))
+                            .await
+                            .unwrap();
                     }
                     import.commit().await.unwrap();
                 })
