@@ -23,16 +23,14 @@ fn parsing(c: &mut Criterion) {
     let mut group = c.benchmark_group("parse_ndjson_line");
     group.throughput(Throughput::Elements(lines.len() as u64));
     group.bench_function("1000 customers", |b| {
-        b.iter(|| lines.iter().map(|l| parse_ndjson_line(l).unwrap()).count())
+        b.iter(|| lines.iter().map(|l| parse_ndjson_line(l).unwrap()).collect::<Vec<_>>())
     });
     group.finish();
 }
 
 fn upserts(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let batch: Vec<CustomerUpsert> = (0..10_000)
-        .map(|i| parse_ndjson_line(&line(i)).unwrap())
-        .collect();
+    let batch: Vec<CustomerUpsert> = (0..10_000).map(|i| parse_ndjson_line(&line(i)).unwrap()).collect();
     let mut group = c.benchmark_group("sqlite_import");
     group
         .throughput(Throughput::Elements(batch.len() as u64))
@@ -50,10 +48,7 @@ fn upserts(c: &mut Criterion) {
                 runtime.block_on(async {
                     let mut import = store.import_customers().await.unwrap();
                     for chunk in batch.chunks(5_000) {
-                        import
-                            .write(chunk, Timestamp::from_unix_micros(0))
-                            .await
-                            .unwrap();
+                        import.write(chunk, Timestamp::from_unix_micros(0)).await.unwrap();
                     }
                     import.commit().await.unwrap();
                 })

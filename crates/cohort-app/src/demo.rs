@@ -8,9 +8,8 @@ use cohort_core::customer::CustomerUpsert;
 use cohort_core::segment::{NewSegment, NewSegmentGroup};
 use cohort_core::target_group::NewTargetGroup;
 use cohort_core::{
-    Application, ApplicationId, AttributeName, AttributeValue, Attributes, Currency, CustomerId,
-    MembershipSource, Name, NameFilter, Origin, PageRequest, ReferenceKey, Segment, SegmentAdd,
-    SegmentChange, Threshold, Timestamp,
+    Application, ApplicationId, AttributeName, AttributeValue, Attributes, Currency, CustomerId, MembershipSource,
+    Name, NameFilter, Origin, PageRequest, ReferenceKey, Segment, SegmentAdd, SegmentChange, Threshold, Timestamp,
 };
 use cohort_store::{Store, StoreResult};
 use rand::rngs::StdRng;
@@ -22,20 +21,16 @@ use time::Duration;
 pub const CUSTOMERS: usize = 5_000;
 
 const FIRST: &[&str] = &[
-    "Anna", "Louis", "Emma", "Jonas", "Chiara", "Lucas", "Sofia", "Noah", "Lea", "Marco", "Clara",
-    "Paul", "Eva", "Hugo", "Mia", "Felix",
+    "Anna", "Louis", "Emma", "Jonas", "Chiara", "Lucas", "Sofia", "Noah", "Lea", "Marco", "Clara", "Paul", "Eva",
+    "Hugo", "Mia", "Felix",
 ];
 const LAST: &[&str] = &[
-    "Martin", "Müller", "Rossi", "Bernard", "Schmid", "García", "Dubois", "Huber", "Smith",
-    "Bianchi", "Weber", "Moreau", "Keller", "López",
+    "Martin", "Müller", "Rossi", "Bernard", "Schmid", "García", "Dubois", "Huber", "Smith", "Bianchi", "Weber",
+    "Moreau", "Keller", "López",
 ];
 const COUNTRIES: &[(&str, &str, &[&str])] = &[
     ("FR", "France", &["Paris", "Lyon", "Grenoble", "Annecy"]),
-    (
-        "DE",
-        "Germany",
-        &["München", "Berlin", "Hamburg", "Freiburg"],
-    ),
+    ("DE", "Germany", &["München", "Berlin", "Hamburg", "Freiburg"]),
     ("AT", "Austria", &["Wien", "Innsbruck", "Salzburg", "Graz"]),
     ("CH", "Switzerland", &["Zürich", "Bern", "Luzern", "Davos"]),
     ("IT", "Italy", &["Milano", "Torino", "Bolzano", "Roma"]),
@@ -45,12 +40,7 @@ const COUNTRIES: &[(&str, &str, &[&str])] = &[
         &["London", "Manchester", "Edinburgh", "Bristol"],
     ),
 ];
-const TIERS: &[(&str, u32)] = &[
-    ("bronze", 55),
-    ("silver", 28),
-    ("gold", 13),
-    ("platinum", 4),
-];
+const TIERS: &[(&str, u32)] = &[("bronze", 55), ("silver", 28), ("gold", 13), ("platinum", 4)];
 const INTERESTS: &[&str] = &["skiing", "cycling", "running", "hiking", "swimming", "yoga"];
 const AGE_GROUPS: &[(&str, &str, i32, i32)] = &[
     ("18-24", "Age 18–24", 18, 24),
@@ -62,13 +52,7 @@ const AGE_GROUPS: &[(&str, &str, i32, i32)] = &[
 ];
 
 /// A demo group: reference, name, calculated, exclusive, segments as (reference, name).
-type GroupSpec = (
-    &'static str,
-    &'static str,
-    bool,
-    bool,
-    Vec<(String, String)>,
-);
+type GroupSpec = (&'static str, &'static str, bool, bool, Vec<(String, String)>);
 
 /// What `load` did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,12 +94,7 @@ pub async fn load(store: &dyn Store, now: Timestamp) -> StoreResult<Loaded> {
             "EUR",
             &["http://localhost:8080", "http://127.0.0.1:8080"][..],
         ),
-        (
-            "uk-shop",
-            "Web shop (UK)",
-            "GBP",
-            &["http://localhost:8081"][..],
-        ),
+        ("uk-shop", "Web shop (UK)", "GBP", &["http://localhost:8081"][..]),
     ] {
         store
             .create_application(&Application {
@@ -159,24 +138,19 @@ pub async fn load(store: &dyn Store, now: Timestamp) -> StoreResult<Loaded> {
             "Loyalty tier",
             false,
             true,
-            TIERS
-                .iter()
-                .map(|(t, _)| (t.to_string(), capitalized(t)))
-                .collect(),
+            TIERS.iter().map(|(t, _)| (t.to_string(), capitalized(t))).collect(),
         ),
         (
             "interests",
             "Interests",
             false,
             false,
-            INTERESTS
-                .iter()
-                .map(|i| (i.to_string(), capitalized(i)))
-                .collect(),
+            INTERESTS.iter().map(|i| (i.to_string(), capitalized(i))).collect(),
         ),
     ];
     for (group_ref, group_name, calculated, exclusive, members) in groups {
         let new_group = NewSegmentGroup {
+            service: cohort_core::ServiceId::standard(),
             name: name(group_name),
             reference: reference(group_ref),
             calculated,
@@ -207,9 +181,7 @@ pub async fn load(store: &dyn Store, now: Timestamp) -> StoreResult<Loaded> {
     }
 
     let mut rng = StdRng::seed_from_u64(0xC0FFEE);
-    let people: Vec<Person> = (0..CUSTOMERS)
-        .map(|i| Person::random(i, &mut rng, now))
-        .collect();
+    let people: Vec<Person> = (0..CUSTOMERS).map(|i| Person::random(i, &mut rng, now)).collect();
     let mut import = store.import_customers().await?;
     let lines: Vec<CustomerUpsert> = people.iter().map(Person::upsert).collect();
     for batch in lines.chunks(1_000) {
@@ -228,11 +200,7 @@ pub async fn load(store: &dyn Store, now: Timestamp) -> StoreResult<Loaded> {
             });
         };
         push("age-group", person.age_group, MembershipSource::Calculated);
-        push(
-            "country",
-            &person.country.to_lowercase(),
-            MembershipSource::Calculated,
-        );
+        push("country", &person.country.to_lowercase(), MembershipSource::Calculated);
         push("loyalty-tier", person.tier, MembershipSource::Manual);
         for interest in &person.interests {
             push("interests", interest, MembershipSource::Tracked);
@@ -284,13 +252,8 @@ impl Person {
             roll < acc
         });
         let tier = tier.map_or("bronze", |(t, _)| *t);
-        let mut interests: Vec<&str> = INTERESTS
-            .iter()
-            .copied()
-            .filter(|_| rng.random_bool(0.25))
-            .collect();
-        if matches!(country, "AT" | "CH") && !interests.contains(&"skiing") && rng.random_bool(0.5)
-        {
+        let mut interests: Vec<&str> = INTERESTS.iter().copied().filter(|_| rng.random_bool(0.25)).collect();
+        if matches!(country, "AT" | "CH") && !interests.contains(&"skiing") && rng.random_bool(0.5) {
             interests.push("skiing");
         }
         let orders = rng.random_range(0..40u32);
@@ -302,23 +265,11 @@ impl Person {
         set("last_name", AttributeValue::String(last.into()));
         set(
             "email",
-            AttributeValue::String(format!(
-                "{}.{}{}@example.com",
-                first.to_lowercase(),
-                ascii(last),
-                i
-            )),
+            AttributeValue::String(format!("{}.{}{}@example.com", first.to_lowercase(), ascii(last), i)),
         );
         set(
             "gender",
-            AttributeValue::String(
-                if rng.random_bool(0.5) {
-                    "female"
-                } else {
-                    "male"
-                }
-                .into(),
-            ),
+            AttributeValue::String(if rng.random_bool(0.5) { "female" } else { "male" }.into()),
         );
         set("birthdate", AttributeValue::Date(birthdate));
         set("country", AttributeValue::String(country.into()));
@@ -331,19 +282,12 @@ impl Person {
         set("orders_count", AttributeValue::Number(f64::from(orders)));
         set(
             "total_spent",
-            AttributeValue::Number(
-                (f64::from(orders) * rng.random_range(20.0..180.0) * 100.0).round() / 100.0,
-            ),
+            AttributeValue::Number((f64::from(orders) * rng.random_range(20.0..180.0) * 100.0).round() / 100.0),
         );
         set("newsletter", AttributeValue::Bool(rng.random_bool(0.4)));
         set(
             "interests",
-            AttributeValue::List(
-                interests
-                    .iter()
-                    .map(|s| AttributeValue::String((*s).into()))
-                    .collect(),
-            ),
+            AttributeValue::List(interests.iter().map(|s| AttributeValue::String((*s).into())).collect()),
         );
         Self {
             id: CustomerId::parse("id", &format!("C{:06}", i + 1)).expect("demo ids"),

@@ -67,11 +67,7 @@ impl Importer {
         })
     }
 
-    pub async fn push(
-        &mut self,
-        line: u64,
-        parsed: Result<CustomerUpsert, Invalid>,
-    ) -> StoreResult<()> {
+    pub async fn push(&mut self, line: u64, parsed: Result<CustomerUpsert, Invalid>) -> StoreResult<()> {
         match parsed {
             Ok(upsert) => {
                 if self.on_error == OnError::Abort && self.report.failed > 0 {
@@ -118,8 +114,7 @@ impl Importer {
 
 /// Parses one NDJSON line.
 pub fn parse_ndjson_line(text: &str) -> Result<CustomerUpsert, Invalid> {
-    let value: Value =
-        serde_json::from_str(text).map_err(|e| Invalid::new("", format!("invalid json: {e}")))?;
+    let value: Value = serde_json::from_str(text).map_err(|e| Invalid::new("", format!("invalid json: {e}")))?;
     let Value::Object(mut object) = value else {
         return Err(Invalid::new("", "expected a JSON object"));
     };
@@ -191,9 +186,7 @@ pub fn read_csv(
         .collect::<Result<Vec<_>, Invalid>>()
         .map_err(|e| ImportFileError::Header(e.to_string()))?;
     if !columns.iter().any(|c| matches!(c, Column::Id)) {
-        return Err(ImportFileError::Header(
-            "the header names no id column".into(),
-        ));
+        return Err(ImportFileError::Header("the header names no id column".into()));
     }
     let mut record = csv::StringRecord::new();
     loop {
@@ -230,10 +223,7 @@ fn csv_row(
                 ))
             }
             Column::Attribute(name, kind) if !cell.is_empty() => {
-                attributes.insert(
-                    name.clone(),
-                    AttributeValue::from_typed_text(header, *kind, cell)?,
-                );
+                attributes.insert(name.clone(), AttributeValue::from_typed_text(header, *kind, cell)?);
             }
             _ => {}
         }
@@ -258,9 +248,7 @@ mod tests {
     #[test]
     fn an_ndjson_line_names_the_offending_field() {
         assert_eq!(
-            parse_ndjson_line(r#"{"id":"c1","colour":1}"#)
-                .unwrap_err()
-                .field,
+            parse_ndjson_line(r#"{"id":"c1","colour":1}"#).unwrap_err().field,
             "colour"
         );
         assert_eq!(
@@ -270,25 +258,18 @@ mod tests {
             "attributes.a"
         );
         assert_eq!(
-            parse_ndjson_line(r#"{"id":"c1","active":"yes"}"#)
-                .unwrap_err()
-                .field,
+            parse_ndjson_line(r#"{"id":"c1","active":"yes"}"#).unwrap_err().field,
             "active"
         );
-        assert_eq!(
-            parse_ndjson_line(r#"{"attributes":{}}"#).unwrap_err().field,
-            "id"
-        );
+        assert_eq!(parse_ndjson_line(r#"{"attributes":{}}"#).unwrap_err().field, "id");
         assert!(parse_ndjson_line("{not json").is_err());
-        let ok = parse_ndjson_line(r#"{"id":"c1","attributes":{"b":"1990-01-02"},"active":false}"#)
-            .unwrap();
+        let ok = parse_ndjson_line(r#"{"id":"c1","attributes":{"b":"1990-01-02"},"active":false}"#).unwrap();
         assert_eq!(ok.active, Some(false));
     }
 
     #[test]
     fn csv_rows_are_typed_by_their_header_and_bad_rows_carry_their_line() {
-        let csv =
-            "id,age:number,zip,tags:list,active\nc1,41,01234,ski|bike,true\nc2,old,1,,\nc3,,,,\n";
+        let csv = "id,age:number,zip,tags:list,active\nc1,41,01234,ski|bike,true\nc2,old,1,,\nc3,,,,\n";
         let mut seen = Vec::new();
         read_csv(csv.as_bytes(), |line, parsed| {
             seen.push((line, parsed));
@@ -301,25 +282,83 @@ mod tests {
         assert_eq!((*line, first.active), (2, Some(true)));
         assert_eq!(first.attributes.as_ref().unwrap().len(), 3);
         let (line, second) = &seen[1];
-        assert_eq!(
-            (*line, second.as_ref().unwrap_err().field.as_str()),
-            (3, "age:number")
-        );
-        assert!(
-            seen[2]
-                .1
-                .as_ref()
-                .unwrap()
-                .attributes
-                .as_ref()
-                .unwrap()
-                .is_empty()
-        );
+        assert_eq!((*line, second.as_ref().unwrap_err().field.as_str()), (3, "age:number"));
+        assert!(seen[2].1.as_ref().unwrap().attributes.as_ref().unwrap().is_empty());
     }
 
     #[test]
     fn a_csv_header_with_an_unknown_type_is_refused() {
         let err = read_csv("id,age:years\n".as_bytes(), |_, _| Ok(())).unwrap_err();
         assert!(matches!(err, ImportFileError::Header(_)));
+    }
+}
+
+/// Parses one NDJSON line of a membership import:
+/// `{"customer": "c1", "segment": "group/segment", "remove": false, "expires_at": "…"}`.
+pub fn parse_membership_line(text: &str) -> Result<cohort_store::ImportedMembership, Invalid> {
+    let value: Value = serde_json::from_str(text).map_err(|e| Invalid::new("", format!("invalid json: {e}")))?;
+    let Value::Object(mut object) = value else {
+        return Err(Invalid::new("", "expected a JSON object"));
+    };
+    let mut text_field = |name: &str| match object.remove(name) {
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(Invalid::new(name, "expected a string")),
+        None => Ok(None),
+    };
+    let customer = text_field("customer")?.ok_or_else(|| Invalid::new("customer", "missing field"))?;
+    let segment = text_field("segment")?.ok_or_else(|| Invalid::new("segment", "missing field"))?;
+    let expires_at = text_field("expires_at")?
+        .map(|t| Timestamp::parse("expires_at", &t))
+        .transpose()?;
+    let remove = match object.remove("remove") {
+        None => false,
+        Some(Value::Bool(b)) => b,
+        Some(_) => return Err(Invalid::new("remove", "expected true or false")),
+    };
+    if let Some(unknown) = object.keys().next() {
+        return Err(Invalid::new(unknown.as_str(), "unknown field"));
+    }
+    let (group, segment) = segment
+        .split_once('/')
+        .ok_or_else(|| Invalid::new("segment", "expected group/segment"))?;
+    Ok(cohort_store::ImportedMembership {
+        customer: CustomerId::parse("customer", &customer)?,
+        group: cohort_core::ReferenceKey::parse("segment", group)?,
+        segment: cohort_core::ReferenceKey::parse("segment", segment)?,
+        remove,
+        expires_at,
+    })
+}
+
+#[cfg(test)]
+mod membership_line_tests {
+    use super::*;
+
+    #[test]
+    fn a_membership_line_names_its_offending_field() {
+        let ok = parse_membership_line(r#"{"customer":"c1","segment":"value/premium","remove":true}"#).unwrap();
+        assert!(ok.remove && ok.group.as_str() == "value" && ok.segment.as_str() == "premium");
+        assert_eq!(
+            parse_membership_line(r#"{"customer":"c1","segment":"premium"}"#)
+                .unwrap_err()
+                .field,
+            "segment"
+        );
+        assert_eq!(
+            parse_membership_line(r#"{"segment":"a/b"}"#).unwrap_err().field,
+            "customer"
+        );
+        assert_eq!(
+            parse_membership_line(r#"{"customer":"c1","segment":"a/b","x":1}"#)
+                .unwrap_err()
+                .field,
+            "x"
+        );
+        assert_eq!(
+            parse_membership_line(r#"{"customer":"c1","segment":"a/b","expires_at":"soon"}"#)
+                .unwrap_err()
+                .field,
+            "expires_at"
+        );
     }
 }

@@ -128,10 +128,7 @@ impl Keys {
             .await
             .map_err(|_| AuthError::Unavailable)?
             .ok_or(AuthError::Unknown)?;
-        let matches: bool = hex(&sha256(secret))
-            .as_bytes()
-            .ct_eq(key.secret_hash.as_bytes())
-            .into();
+        let matches: bool = hex(&sha256(secret)).as_bytes().ct_eq(key.secret_hash.as_bytes()).into();
         if !matches || key.revoked_at.is_some() {
             return Err(AuthError::Unknown);
         }

@@ -5,9 +5,11 @@
 
 pub mod clock;
 pub mod demo;
+pub mod external;
 pub mod import;
 pub mod keys;
 mod open;
+pub mod provider;
 
 use std::sync::Arc;
 
@@ -23,12 +25,19 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub keys: Arc<Keys>,
+    pub segments: Arc<provider::SegmentProvider>,
 }
 
 impl App {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
         let keys = Arc::new(Keys::new(store.clone(), clock.clone()));
-        Self { store, clock, keys }
+        let segments = Arc::new(provider::SegmentProvider::new(store.clone(), clock.clone()));
+        Self {
+            store,
+            clock,
+            keys,
+            segments,
+        }
     }
 
     pub fn now(&self) -> cohort_core::Timestamp {

@@ -84,15 +84,13 @@ impl Origin {
             .or_else(|| lower.strip_prefix("http://"))
             .ok_or_else(invalid)?;
         let (host, port) = match rest.rsplit_once(':') {
-            Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => {
-                (host, Some(port))
-            }
+            Some((host, port)) if !host.ends_with(']') || host.starts_with('[') => (host, Some(port)),
             _ => (rest, None),
         };
         let host_ok = !host.is_empty()
-            && host.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'[' | b']' | b':')
-            });
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'[' | b']' | b':'));
         let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
         if host_ok && port_ok {
             Ok(Self(lower))
@@ -121,9 +119,7 @@ mod tests {
     #[test]
     fn origins_are_scheme_host_and_port_only() {
         assert_eq!(
-            Origin::parse("o", "HTTPS://Shop.Example.com")
-                .unwrap()
-                .as_str(),
+            Origin::parse("o", "HTTPS://Shop.Example.com").unwrap().as_str(),
             "https://shop.example.com"
         );
         assert!(Origin::parse("o", "http://localhost:8080").is_ok());

@@ -28,9 +28,7 @@ impl AttributeName {
     pub fn parse(field: &str, text: &str) -> Result<Self, Invalid> {
         let mut bytes = text.bytes();
         let ok = text.len() <= 64
-            && bytes
-                .next()
-                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
             && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if ok {
             Ok(Self(text.to_owned()))
@@ -96,10 +94,7 @@ impl AttributeValue {
             ));
         }
         if let Some(i) = items.iter().position(|v| matches!(v, Self::List(_))) {
-            return Err(Invalid::new(
-                format!("{field}[{i}]"),
-                "a list holds scalar values only",
-            ));
+            return Err(Invalid::new(format!("{field}[{i}]"), "a list holds scalar values only"));
         }
         Ok(Self::List(items))
     }
@@ -193,10 +188,7 @@ fn parse_date(text: &str) -> Option<Date> {
 /// Checks the size rules of a whole attribute map.
 pub fn check_attributes(field: &str, attributes: &Attributes) -> Result<(), Invalid> {
     if attributes.len() > MAX_ATTRIBUTES {
-        return Err(Invalid::new(
-            field,
-            format!("at most {MAX_ATTRIBUTES} attributes"),
-        ));
+        return Err(Invalid::new(field, format!("at most {MAX_ATTRIBUTES} attributes")));
     }
     Ok(())
 }
@@ -211,18 +203,9 @@ mod tests {
             AttributeValue::from_text("a", "1990-02-28").unwrap(),
             AttributeValue::Date(_)
         ));
-        for text in [
-            "1990-02-30",
-            "1990-2-28",
-            "19900228",
-            "01234",
-            "1990-02-28T00:00:00Z",
-        ] {
+        for text in ["1990-02-30", "1990-2-28", "19900228", "01234", "1990-02-28T00:00:00Z"] {
             assert!(
-                matches!(
-                    AttributeValue::from_text("a", text).unwrap(),
-                    AttributeValue::String(_)
-                ),
+                matches!(AttributeValue::from_text("a", text).unwrap(), AttributeValue::String(_)),
                 "{text}"
             );
         }
@@ -239,8 +222,7 @@ mod tests {
     #[test]
     fn lists_refuse_nested_lists_naming_the_element() {
         let nested = AttributeValue::List(vec![]);
-        let err =
-            AttributeValue::list("tags", vec![AttributeValue::Bool(true), nested]).unwrap_err();
+        let err = AttributeValue::list("tags", vec![AttributeValue::Bool(true), nested]).unwrap_err();
         assert_eq!(err.field, "tags[1]");
     }
 

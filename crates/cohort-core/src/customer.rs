@@ -26,12 +26,7 @@ pub struct NewCustomer {
 }
 
 impl NewCustomer {
-    pub fn new(
-        id: CustomerId,
-        attributes: Attributes,
-        active: bool,
-        profiling_consent: bool,
-    ) -> Result<Self, Invalid> {
+    pub fn new(id: CustomerId, attributes: Attributes, active: bool, profiling_consent: bool) -> Result<Self, Invalid> {
         check_attributes("attributes", &attributes)?;
         Ok(Self {
             id,
@@ -125,18 +120,10 @@ mod tests {
             AttributeName::parse("a", "city").unwrap(),
             AttributeValue::String("Paris".into()),
         );
-        attributes.insert(
-            AttributeName::parse("a", "age").unwrap(),
-            AttributeValue::Number(40.0),
-        );
-        NewCustomer::new(
-            CustomerId::parse("id", "c1").unwrap(),
-            attributes,
-            true,
-            false,
-        )
-        .unwrap()
-        .into_customer(Timestamp::from_unix_micros(1))
+        attributes.insert(AttributeName::parse("a", "age").unwrap(), AttributeValue::Number(40.0));
+        NewCustomer::new(CustomerId::parse("id", "c1").unwrap(), attributes, true, false)
+            .unwrap()
+            .into_customer(Timestamp::from_unix_micros(1))
     }
 
     #[test]

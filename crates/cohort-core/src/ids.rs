@@ -117,9 +117,7 @@ impl CustomerId {
     pub fn parse(field: &str, text: &str) -> Result<Self, Invalid> {
         let ok = !text.is_empty()
             && text.len() <= 128
-            && text
-                .chars()
-                .all(|c| !c.is_whitespace() && !c.is_control() && c != '/');
+            && text.chars().all(|c| !c.is_whitespace() && !c.is_control() && c != '/');
         if ok {
             Ok(Self(text.to_owned()))
         } else {
@@ -157,10 +155,7 @@ impl ReferenceKey {
         if ok {
             Ok(Self(text.to_owned()))
         } else {
-            Err(Invalid::new(
-                field,
-                "expected 1 to 64 letters, digits, '-', '_' or '.'",
-            ))
+            Err(Invalid::new(field, "expected 1 to 64 letters, digits, '-', '_' or '.'"))
         }
     }
 
@@ -191,11 +186,7 @@ mod tests {
     fn application_ids_are_lowercase_slugs() {
         assert!(ApplicationId::parse("id", "web-shop_2").is_ok());
         for bad in ["", "Web", "-shop", "shop/1", "a b", &"x".repeat(65)] {
-            assert_eq!(
-                ApplicationId::parse("id", bad).unwrap_err().field,
-                "id",
-                "{bad:?}"
-            );
+            assert_eq!(ApplicationId::parse("id", bad).unwrap_err().field, "id", "{bad:?}");
         }
     }
 
@@ -209,10 +200,7 @@ mod tests {
 
     #[test]
     fn names_are_trimmed_and_never_empty() {
-        assert_eq!(
-            Name::parse("name", "  Premium  ").unwrap().as_str(),
-            "Premium"
-        );
+        assert_eq!(Name::parse("name", "  Premium  ").unwrap().as_str(), "Premium");
         assert!(Name::parse("name", "   ").is_err());
         assert!(Name::parse("name", "a\u{0}b").is_err());
     }
@@ -220,10 +208,7 @@ mod tests {
     #[test]
     fn a_reference_key_is_derived_from_a_name() {
         let name = Name::parse("name", "Age 18–25 (young)").unwrap();
-        assert_eq!(
-            ReferenceKey::from_name(&name).unwrap().as_str(),
-            "age-18-25-young"
-        );
+        assert_eq!(ReferenceKey::from_name(&name).unwrap().as_str(), "age-18-25-young");
         assert!(ReferenceKey::from_name(&Name::parse("name", "ÄÖÜ").unwrap()).is_none());
     }
 }

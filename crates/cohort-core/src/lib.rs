@@ -15,6 +15,7 @@ pub mod key;
 pub mod membership;
 pub mod page;
 pub mod segment;
+pub mod service;
 pub mod target_group;
 pub mod timestamp;
 
@@ -22,17 +23,13 @@ pub use application::{Application, ApplicationPatch, Currency, Origin};
 pub use attributes::{AttributeName, AttributeValue, Attributes, ValueKind};
 pub use customer::{Customer, CustomerPatch, CustomerUpsert, NewCustomer};
 pub use error::Invalid;
-pub use ids::{
-    ApplicationId, CustomerId, Name, ReferenceKey, SegmentGroupId, SegmentId, TargetGroupId,
-};
+pub use ids::{ApplicationId, CustomerId, Name, ReferenceKey, SegmentGroupId, SegmentId, TargetGroupId};
 pub use key::{ApiKey, KeyScope, Permission};
 pub use membership::{
-    Membership, MembershipPlan, MembershipSource, SegmentAdd, SegmentChange, SegmentPlace,
-    plan as plan_membership,
+    Membership, MembershipPlan, MembershipSource, SegmentAdd, SegmentChange, SegmentPlace, plan as plan_membership,
 };
 pub use page::{NameFilter, Page, PageRequest};
-pub use segment::{
-    NewSegment, NewSegmentGroup, Segment, SegmentGroup, SegmentGroupPatch, SegmentPatch,
-};
+pub use segment::{NewSegment, NewSegmentGroup, Segment, SegmentGroup, SegmentGroupPatch, SegmentPatch};
+pub use service::{HttpSettings, QualifiedSegment, SegmentationService, ServiceId, ServiceKind, ServicePatch};
 pub use target_group::{NewTargetGroup, TargetGroup, TargetGroupPatch, Threshold};
 pub use timestamp::Timestamp;

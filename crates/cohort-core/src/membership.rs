@@ -18,12 +18,7 @@ pub enum MembershipSource {
 }
 
 impl MembershipSource {
-    pub const ALL: [Self; 4] = [
-        Self::Manual,
-        Self::Calculated,
-        Self::External,
-        Self::Tracked,
-    ];
+    pub const ALL: [Self; 4] = [Self::Manual, Self::Calculated, Self::External, Self::Tracked];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -38,12 +33,7 @@ impl MembershipSource {
         Self::ALL
             .into_iter()
             .find(|s| s.as_str() == text)
-            .ok_or_else(|| {
-                Invalid::new(
-                    field,
-                    "expected one of manual, calculated, external, tracked",
-                )
-            })
+            .ok_or_else(|| Invalid::new(field, "expected one of manual, calculated, external, tracked"))
     }
 }
 
@@ -112,10 +102,7 @@ impl SegmentChange {
 
     /// Every segment the change names, adds first.
     pub fn segments(&self) -> impl Iterator<Item = SegmentId> + '_ {
-        self.add
-            .iter()
-            .map(|a| a.segment)
-            .chain(self.remove.iter().copied())
+        self.add.iter().map(|a| a.segment).chain(self.remove.iter().copied())
     }
 }
 
@@ -172,10 +159,7 @@ pub fn plan(
     let added: HashSet<SegmentId> = change.add.iter().map(|a| a.segment).collect();
     let mut removals: Vec<SegmentId> = change.remove.clone();
     for (m, group) in stored {
-        if exclusive_groups.contains_key(group)
-            && !added.contains(&m.segment)
-            && !removals.contains(&m.segment)
-        {
+        if exclusive_groups.contains_key(group) && !added.contains(&m.segment) && !removals.contains(&m.segment) {
             removals.push(m.segment);
         }
     }

@@ -44,11 +44,7 @@ impl<T> Page<T> {
     pub fn from_rows(mut rows: Vec<(i64, T)>, limit: u32) -> Self {
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
-        let next = if more {
-            rows.last().map(|(k, _)| *k)
-        } else {
-            None
-        };
+        let next = if more { rows.last().map(|(k, _)| *k) } else { None };
         Self {
             items: rows.into_iter().map(|(_, t)| t).collect(),
             next,

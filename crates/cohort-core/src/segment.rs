@@ -3,14 +3,16 @@
 //! A group in `exclusive` mode holds at most one segment per customer (age group,
 //! loyalty tier); `calculated` marks what segment builders maintain.
 
-use crate::{Name, ReferenceKey, SegmentGroupId, SegmentId};
+use crate::{Name, ReferenceKey, SegmentGroupId, SegmentId, ServiceId};
 
 /// A group of segments such as "age group" or "interests".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentGroup {
     pub id: SegmentGroupId,
+    /// The segmentation service whose segments these are (`standard` or an `import` service).
+    pub service: ServiceId,
     pub name: Name,
-    /// Unique among groups.
+    /// Unique among the groups of its service.
     pub reference: ReferenceKey,
     pub calculated: bool,
     pub exclusive: bool,
@@ -19,6 +21,7 @@ pub struct SegmentGroup {
 /// A group to create (the store assigns the id).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewSegmentGroup {
+    pub service: ServiceId,
     pub name: Name,
     pub reference: ReferenceKey,
     pub calculated: bool,

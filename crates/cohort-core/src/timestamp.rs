@@ -24,20 +24,14 @@ impl Timestamp {
     }
 
     pub fn to_datetime(self) -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp_nanos(self.0 as i128 * 1_000)
-            .expect("a stored timestamp is within range")
+        OffsetDateTime::from_unix_timestamp_nanos(self.0 as i128 * 1_000).expect("a stored timestamp is within range")
     }
 
     /// Parses an RFC 3339 date-time such as `2026-11-21T10:00:00Z`.
     pub fn parse(field: &str, text: &str) -> Result<Self, Invalid> {
         OffsetDateTime::parse(text, &Rfc3339)
             .map(Self::from_datetime)
-            .map_err(|_| {
-                Invalid::new(
-                    field,
-                    "expected an RFC 3339 date-time such as 2026-01-31T12:00:00Z",
-                )
-            })
+            .map_err(|_| Invalid::new(field, "expected an RFC 3339 date-time such as 2026-01-31T12:00:00Z"))
     }
 
     /// RFC 3339 in UTC, e.g. `2026-11-21T10:00:00.123456Z`.

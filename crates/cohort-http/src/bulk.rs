@@ -30,12 +30,7 @@ fn is_ndjson(headers: &HeaderMap) -> bool {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let essence = mime
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let essence = mime.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     matches!(
         essence.as_str(),
         "application/x-ndjson" | "application/ndjson" | "application/jsonl"
@@ -55,41 +50,17 @@ pub async fn bulk_upsert(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<BulkResult>> {
-    if !is_ndjson(&headers) {
-        return Err(Problem::new(Code::UnsupportedMediaType)
-            .detail("expected content-type application/x-ndjson"));
-    }
+    require_ndjson(&headers)?;
     let mut importer = Importer::begin(&*state.app.store, OnError::Abort, state.app.now()).await?;
-    let mut stream = body.into_data_stream();
-    let mut pending: Vec<u8> = Vec::new();
-    let mut line_no = 0u64;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            Problem::new(Code::InvalidLines).detail(format!("could not read the body: {e}"))
-        })?;
-        pending.extend_from_slice(&chunk);
-        let mut start = 0;
-        while let Some(end) = pending[start..].iter().position(|b| *b == b'\n') {
-            line_no += 1;
-            feed(&mut importer, line_no, &pending[start..start + end]).await?;
-            start += end + 1;
-        }
-        pending.drain(..start);
-        if pending.len() > MAX_LINE {
-            return Err(Problem::new(Code::PayloadTooLarge).detail(format!(
-                "line {} is longer than {MAX_LINE} bytes",
-                line_no + 1
-            )));
-        }
+    let mut lines = LineReader::new(body);
+    while let Some((line_no, text)) = lines.next_line().await? {
+        importer.push(line_no, parse_ndjson_line(&text)).await?;
     }
-    if !pending.is_empty() {
-        line_no += 1;
-        feed(&mut importer, line_no, &pending).await?;
-    }
+    let line_no = lines.line_no;
     let report = importer.finish().await?;
     if report.failed > 0 {
-        let mut problem = Problem::new(Code::InvalidLines)
-            .detail(format!("{} of {line_no} lines are invalid", report.failed));
+        let mut problem =
+            Problem::new(Code::InvalidLines).detail(format!("{} of {line_no} lines are invalid", report.failed));
         problem.lines = report
             .errors
             .into_iter()
@@ -106,12 +77,79 @@ pub async fn bulk_upsert(
     }))
 }
 
-async fn feed(importer: &mut Importer, line_no: u64, bytes: &[u8]) -> ApiResult<()> {
-    let text = String::from_utf8_lossy(bytes);
-    let text = text.trim();
-    if text.is_empty() {
-        return Ok(());
+/// Reads a body as NDJSON lines, skipping blank ones, never holding more than one line.
+pub struct LineReader {
+    stream: axum::body::BodyDataStream,
+    pending: Vec<u8>,
+    ready: std::collections::VecDeque<(u64, String)>,
+    /// Lines seen so far (blank ones included).
+    pub line_no: u64,
+    done: bool,
+}
+
+impl LineReader {
+    pub fn new(body: Body) -> Self {
+        Self {
+            stream: body.into_data_stream(),
+            pending: Vec::new(),
+            ready: Default::default(),
+            line_no: 0,
+            done: false,
+        }
     }
-    importer.push(line_no, parse_ndjson_line(text)).await?;
-    Ok(())
+
+    pub async fn next_line(&mut self) -> ApiResult<Option<(u64, String)>> {
+        loop {
+            if let Some(line) = self.ready.pop_front() {
+                return Ok(Some(line));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            match self.stream.next().await {
+                Some(chunk) => {
+                    let chunk = chunk.map_err(|e| {
+                        Problem::new(Code::InvalidLines).detail(format!("could not read the body: {e}"))
+                    })?;
+                    self.pending.extend_from_slice(&chunk);
+                    let mut start = 0;
+                    while let Some(end) = self.pending[start..].iter().position(|b| *b == b'\n') {
+                        let line = self.pending[start..start + end].to_vec();
+                        self.push(&line);
+                        start += end + 1;
+                    }
+                    self.pending.drain(..start);
+                    if self.pending.len() > MAX_LINE {
+                        return Err(Problem::new(Code::PayloadTooLarge)
+                            .detail(format!("line {} is longer than {MAX_LINE} bytes", self.line_no + 1)));
+                    }
+                }
+                None => {
+                    self.done = true;
+                    if !self.pending.is_empty() {
+                        let line = std::mem::take(&mut self.pending);
+                        self.push(&line);
+                    }
+                }
+            }
+        }
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.line_no += 1;
+        let text = String::from_utf8_lossy(bytes);
+        let text = text.trim();
+        if !text.is_empty() {
+            self.ready.push_back((self.line_no, text.to_owned()));
+        }
+    }
+}
+
+/// Whether the request says its body is NDJSON.
+pub fn require_ndjson(headers: &HeaderMap) -> ApiResult<()> {
+    if is_ndjson(headers) {
+        Ok(())
+    } else {
+        Err(Problem::new(Code::UnsupportedMediaType).detail("expected content-type application/x-ndjson"))
+    }
 }

@@ -18,12 +18,9 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
         if !is_json(req.headers().get(header::CONTENT_TYPE)) {
-            return Err(Problem::new(Code::UnsupportedMediaType)
-                .detail("expected content-type application/json"));
+            return Err(Problem::new(Code::UnsupportedMediaType).detail("expected content-type application/json"));
         }
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(body_problem)?;
+        let bytes = Bytes::from_request(req, state).await.map_err(body_problem)?;
         parse_json(&bytes).map(ApiJson)
     }
 }
@@ -32,14 +29,8 @@ fn is_json(value: Option<&header::HeaderValue>) -> bool {
     let Some(mime) = value.and_then(|v| v.to_str().ok()) else {
         return false;
     };
-    let essence = mime
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = mime.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 pub(crate) fn body_problem(e: BytesRejection) -> Problem {
@@ -67,9 +58,7 @@ fn json_problem(path: &str, e: &serde_json::Error) -> Problem {
     use serde_json::error::Category;
     let path = if path == "." { "" } else { path };
     match e.classify() {
-        Category::Syntax | Category::Eof | Category::Io => {
-            Problem::new(Code::InvalidJson).detail(e.to_string())
-        }
+        Category::Syntax | Category::Eof | Category::Io => Problem::new(Code::InvalidJson).detail(e.to_string()),
         Category::Data => {
             let message = e.to_string();
             let named = |prefix: &str| {
@@ -80,11 +69,7 @@ fn json_problem(path: &str, e: &serde_json::Error) -> Problem {
             };
             if let Some(field) = named("unknown field `") {
                 // The path already ends with the unknown field's name.
-                let field = if path.is_empty() {
-                    field
-                } else {
-                    path.to_owned()
-                };
+                let field = if path.is_empty() { field } else { path.to_owned() };
                 Problem::new(Code::UnknownField)
                     .field(field)
                     .detail(strip_position(&message))
@@ -110,11 +95,7 @@ fn join(path: &str, name: &str) -> String {
 }
 
 fn strip_position(message: &str) -> String {
-    message
-        .split(" at line ")
-        .next()
-        .unwrap_or(message)
-        .to_owned()
+    message.split(" at line ").next().unwrap_or(message).to_owned()
 }
 
 /// A query string of type `T`.
@@ -177,24 +158,15 @@ mod tests {
             ("invalid_field", Some("add[1].segment"))
         );
         let p = problem(r#"{"name":"x","colour":1}"#);
-        assert_eq!(
-            (p.code.as_str(), p.field.as_deref()),
-            ("unknown_field", Some("colour"))
-        );
+        assert_eq!((p.code.as_str(), p.field.as_deref()), ("unknown_field", Some("colour")));
         let p = problem(r#"{"name":"x","add":[{"segment":1,"extra":2}]}"#);
         assert_eq!(
             (p.code.as_str(), p.field.as_deref()),
             ("unknown_field", Some("add[0].extra"))
         );
         let p = problem(r#"{"add":[]}"#);
-        assert_eq!(
-            (p.code.as_str(), p.field.as_deref()),
-            ("missing_field", Some("name"))
-        );
+        assert_eq!((p.code.as_str(), p.field.as_deref()), ("missing_field", Some("name")));
         assert_eq!(problem(r#"{"name":"#).code.as_str(), "invalid_json");
-        assert_eq!(
-            problem(r#"{"name":"x"} trailing"#).code.as_str(),
-            "invalid_json"
-        );
+        assert_eq!(problem(r#"{"name":"x"} trailing"#).code.as_str(), "invalid_json");
     }
 }

@@ -5,7 +5,7 @@
 //! so tests start the real server on port 0.
 
 pub mod auth;
-mod bulk;
+pub mod bulk;
 pub mod extract;
 mod metrics;
 pub mod problem;
@@ -51,10 +51,7 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
     }
 }
 
@@ -68,16 +65,14 @@ pub fn router(app: App) -> (Router, utoipa::openapi::OpenApi) {
         .merge(routes::applications::router())
         .merge(routes::segment_groups::router())
         .merge(routes::segments::router())
+        .merge(routes::services::router())
         .merge(routes::target_groups::router())
         .merge(routes::customers::router())
         .merge(routes::system::router())
         .split_for_parts();
     let spec = Arc::new(openapi.clone());
     let router = api
-        .route(
-            "/openapi.json",
-            get(move || async move { Json(spec.as_ref().clone()) }),
-        )
+        .route("/openapi.json", get(move || async move { Json(spec.as_ref().clone()) }))
         .fallback(|| async { Problem::new(Code::NotFound).detail("no such route") })
         .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(middleware::from_fn(metrics::track))
@@ -114,7 +109,5 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let (router, _) = router(app);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
 }

@@ -160,9 +160,7 @@ impl Problem {
     }
 
     pub fn invalid(e: Invalid) -> Self {
-        Self::new(Code::InvalidField)
-            .field(e.field)
-            .detail(e.reason)
+        Self::new(Code::InvalidField).field(e.field).detail(e.reason)
     }
 
     pub fn document(self) -> ProblemDocument {
@@ -201,12 +199,10 @@ impl From<StoreError> for Problem {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound { .. } => Self::new(Code::NotFound).detail(e.to_string()),
-            StoreError::Conflict { field, detail } => {
-                Self::new(Code::Conflict).field(field).detail(detail)
+            StoreError::Conflict { field, detail } => Self::new(Code::Conflict).field(field).detail(detail),
+            StoreError::DanglingReference { field, detail } => {
+                Self::new(Code::DanglingReference).field(field).detail(detail)
             }
-            StoreError::DanglingReference { field, detail } => Self::new(Code::DanglingReference)
-                .field(field)
-                .detail(detail),
             StoreError::InUse { detail } => Self::new(Code::InUse).detail(detail),
             StoreError::Invalid(invalid) => Self::invalid(invalid),
             StoreError::Backend(cause) => {
@@ -220,9 +216,7 @@ impl From<StoreError> for Problem {
 impl From<AuthError> for Problem {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::Missing | AuthError::Unknown => {
-                Self::new(Code::Unauthenticated).detail(e.to_string())
-            }
+            AuthError::Missing | AuthError::Unknown => Self::new(Code::Unauthenticated).detail(e.to_string()),
             AuthError::Forbidden(_) => Self::new(Code::Forbidden).detail(e.to_string()),
             AuthError::Unavailable => Self::new(Code::Unavailable),
         }

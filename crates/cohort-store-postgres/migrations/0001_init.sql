@@ -11,12 +11,33 @@ CREATE TABLE applications (
     enabled          BOOLEAN NOT NULL
 );
 
+-- Sources of segments. `config` holds the settings of http services as JSON text
+-- (cohort_store::codec).
+CREATE TABLE segmentation_services (
+    id        TEXT PRIMARY KEY,
+    name      TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    config    TEXT NOT NULL,
+    available BOOLEAN NOT NULL
+);
+
+INSERT INTO segmentation_services (id, name, kind, config, available) VALUES ('standard', 'Standard', 'standard', '{}', TRUE);
+
+-- Which services each application uses.
+CREATE TABLE application_services (
+    application_seq BIGINT NOT NULL REFERENCES applications (seq) ON DELETE CASCADE,
+    service_id      TEXT NOT NULL REFERENCES segmentation_services (id) ON DELETE CASCADE,
+    PRIMARY KEY (application_seq, service_id)
+);
+
 CREATE TABLE segment_groups (
     id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    service    TEXT NOT NULL REFERENCES segmentation_services (id),
     name       TEXT NOT NULL,
-    reference  TEXT NOT NULL UNIQUE,
+    reference  TEXT NOT NULL,
     calculated BOOLEAN NOT NULL,
-    exclusive  BOOLEAN NOT NULL
+    exclusive  BOOLEAN NOT NULL,
+    UNIQUE (service, reference)
 );
 
 CREATE TABLE segments (

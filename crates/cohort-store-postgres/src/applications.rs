@@ -1,9 +1,7 @@
 //! Applications on PostgreSQL.
 
 use async_trait::async_trait;
-use cohort_core::{
-    Application, ApplicationId, ApplicationPatch, Currency, Name, NameFilter, Page, PageRequest,
-};
+use cohort_core::{Application, ApplicationId, ApplicationPatch, Currency, Name, NameFilter, Page, PageRequest};
 use cohort_store::codec::{decode_origins, encode_origins, stored};
 use cohort_store::{ApplicationStore, StoreError, StoreResult};
 use sqlx::Row;
@@ -26,10 +24,7 @@ fn from_row(row: &PgRow) -> StoreResult<(i64, Application)> {
     let application = Application {
         id: stored(ApplicationId::parse("id", row.get("id")))?,
         name: stored(Name::parse("name", row.get("name")))?,
-        default_currency: stored(Currency::parse(
-            "default_currency",
-            row.get("default_currency"),
-        ))?,
+        default_currency: stored(Currency::parse("default_currency", row.get("default_currency")))?,
         allowed_origins: decode_origins(row.get("allowed_origins"))?,
         enabled: row.get("enabled"),
     };
@@ -39,18 +34,27 @@ fn from_row(row: &PgRow) -> StoreResult<(i64, Application)> {
 #[async_trait]
 impl ApplicationStore for PostgresStore {
     async fn create_application(&self, app: &Application) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO applications (id, name, default_currency, allowed_origins, enabled) VALUES ($1, $2, $3, $4, $5)",
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO applications (id, name, default_currency, allowed_origins, enabled)
+             VALUES ($1, $2, $3, $4, $5) RETURNING seq",
         )
         .bind(app.id.as_str())
         .bind(app.name.as_str())
         .bind(app.default_currency.code())
         .bind(encode_origins(&app.allowed_origins))
         .bind(app.enabled)
-        .execute(&self.pool)
+        .fetch_one(&mut *tx)
         .await
         .map_err(unique("id", || format!("application {} already exists", app.id)))?;
-        Ok(())
+        // A new application starts with the standard service active.
+        sqlx::query("INSERT INTO application_services (application_seq, service_id) VALUES ($1, $2)")
+            .bind(seq)
+            .bind(cohort_core::service::STANDARD)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
     }
 
     async fn application(&self, id: &ApplicationId) -> StoreResult<Option<Application>> {
@@ -62,11 +66,7 @@ impl ApplicationStore for PostgresStore {
         row.map(|r| from_row(&r).map(|(_, a)| a)).transpose()
     }
 
-    async fn update_application(
-        &self,
-        id: &ApplicationId,
-        patch: ApplicationPatch,
-    ) -> StoreResult<Application> {
+    async fn update_application(&self, id: &ApplicationId, patch: ApplicationPatch) -> StoreResult<Application> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let row = sqlx::query(select!("WHERE id = $1 FOR UPDATE"))
             .bind(id.as_str())
@@ -101,11 +101,7 @@ impl ApplicationStore for PostgresStore {
         Ok(())
     }
 
-    async fn list_applications(
-        &self,
-        filter: &NameFilter,
-        page: PageRequest,
-    ) -> StoreResult<Page<Application>> {
+    async fn list_applications(&self, filter: &NameFilter, page: PageRequest) -> StoreResult<Page<Application>> {
         let rows = sqlx::query(select!(
             "WHERE seq > $1 AND ($2::text IS NULL OR strpos(lower(name), $2) > 0 OR strpos(id, $2) > 0)
              ORDER BY seq LIMIT $3"

@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use cohort_core::{
-    Customer, CustomerId, CustomerPatch, Membership, NewCustomer, Page, PageRequest, SegmentChange,
-    SegmentId, Timestamp,
+    Customer, CustomerId, CustomerPatch, Membership, NewCustomer, Page, PageRequest, SegmentChange, SegmentId,
+    Timestamp,
 };
 use cohort_store::codec::{decode_attributes, encode_attributes, stored};
 use cohort_store::{CustomerFilter, CustomerImport, CustomerStore, StoreError, StoreResult};
@@ -38,11 +38,7 @@ fn from_row(row: &PgRow) -> StoreResult<(i64, Customer)> {
 
 #[async_trait]
 impl CustomerStore for PostgresStore {
-    async fn create_customer(
-        &self,
-        customer: &NewCustomer,
-        now: Timestamp,
-    ) -> StoreResult<Customer> {
+    async fn create_customer(&self, customer: &NewCustomer, now: Timestamp) -> StoreResult<Customer> {
         sqlx::query(
             "INSERT INTO customers (id, attributes, active, profiling_consent, created_at, updated_at)
              VALUES ($1, $2::jsonb, $3, $4, $5, $5)",
@@ -67,12 +63,7 @@ impl CustomerStore for PostgresStore {
         row.map(|r| from_row(&r).map(|(_, c)| c)).transpose()
     }
 
-    async fn update_customer(
-        &self,
-        id: &CustomerId,
-        patch: &CustomerPatch,
-        now: Timestamp,
-    ) -> StoreResult<Customer> {
+    async fn update_customer(&self, id: &CustomerId, patch: &CustomerPatch, now: Timestamp) -> StoreResult<Customer> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let row = sqlx::query(select!("WHERE c.id = $1 FOR UPDATE"))
             .bind(id.as_str())
@@ -147,11 +138,7 @@ impl CustomerStore for PostgresStore {
         Ok(live)
     }
 
-    async fn customer_segments(
-        &self,
-        customer: &CustomerId,
-        now: Timestamp,
-    ) -> StoreResult<Vec<Membership>> {
+    async fn customer_segments(&self, customer: &CustomerId, now: Timestamp) -> StoreResult<Vec<Membership>> {
         let mut conn = self.pool.acquire().await.map_err(db)?;
         let seq = memberships::customer_seq(&mut conn, customer).await?;
         memberships::live(&mut conn, customer, seq, now).await

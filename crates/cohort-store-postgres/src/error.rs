@@ -8,14 +8,9 @@ pub(crate) fn db(e: sqlx::Error) -> StoreError {
 }
 
 /// Maps a unique violation to a conflict on `field`, anything else to `db`.
-pub(crate) fn unique(
-    field: &'static str,
-    detail: impl FnOnce() -> String,
-) -> impl FnOnce(sqlx::Error) -> StoreError {
+pub(crate) fn unique(field: &'static str, detail: impl FnOnce() -> String) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |e| match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => {
-            StoreError::conflict(field, detail())
-        }
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::conflict(field, detail()),
         _ => db(e),
     }
 }

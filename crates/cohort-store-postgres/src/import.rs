@@ -33,11 +33,7 @@ impl PostgresImport {
     }
 
     /// Updates the customers of `chunk` that exist and returns their ids.
-    async fn update_known(
-        &mut self,
-        chunk: &[&CustomerUpsert],
-        now: Timestamp,
-    ) -> StoreResult<HashSet<String>> {
+    async fn update_known(&mut self, chunk: &[&CustomerUpsert], now: Timestamp) -> StoreResult<HashSet<String>> {
         let found: Vec<String> = sqlx::query_scalar(
             "UPDATE customers c SET attributes = COALESCE(v.attributes::jsonb, c.attributes),
                  active = COALESCE(v.active, c.active),
@@ -56,12 +52,7 @@ impl PostgresImport {
                 .collect::<Vec<_>>(),
         )
         .bind(chunk.iter().map(|l| l.active).collect::<Vec<_>>())
-        .bind(
-            chunk
-                .iter()
-                .map(|l| l.profiling_consent)
-                .collect::<Vec<_>>(),
-        )
+        .bind(chunk.iter().map(|l| l.profiling_consent).collect::<Vec<_>>())
         .bind(now.unix_micros())
         .fetch_all(&mut *self.tx)
         .await
@@ -80,11 +71,7 @@ impl PostgresImport {
         .bind(new.iter().map(|l| l.id.as_str()).collect::<Vec<_>>())
         .bind(
             new.iter()
-                .map(|l| {
-                    l.attributes
-                        .as_ref()
-                        .map_or_else(|| "{}".to_owned(), encode_attributes)
-                })
+                .map(|l| l.attributes.as_ref().map_or_else(|| "{}".to_owned(), encode_attributes))
                 .collect::<Vec<_>>(),
         )
         .bind(new.iter().map(|l| l.active.unwrap_or(true)).collect::<Vec<_>>())
@@ -105,11 +92,7 @@ impl PostgresImport {
 
 /// The batch with only the last line of each id, in first-seen order.
 fn last_per_id(batch: &[CustomerUpsert]) -> Vec<&CustomerUpsert> {
-    let last: HashMap<&str, usize> = batch
-        .iter()
-        .enumerate()
-        .map(|(i, u)| (u.id.as_str(), i))
-        .collect();
+    let last: HashMap<&str, usize> = batch.iter().enumerate().map(|(i, u)| (u.id.as_str(), i)).collect();
     batch
         .iter()
         .enumerate()
@@ -139,8 +122,6 @@ impl CustomerImport for PostgresImport {
 
     async fn commit(self: Box<Self>) -> StoreResult<ImportSummary> {
         self.tx.commit().await.map_err(db)?;
-        Ok(ImportSummary {
-            written: self.written,
-        })
+        Ok(ImportSummary { written: self.written })
     }
 }

@@ -12,6 +12,7 @@ mod import;
 mod keys;
 mod memberships;
 mod segments;
+mod services;
 mod target_groups;
 
 use std::str::FromStr;
@@ -36,8 +37,8 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user@host:port/database`).
     pub async fn open(url: &str) -> StoreResult<Self> {
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Backend(format!("invalid postgres url: {e}")))?;
+        let options =
+            PgConnectOptions::from_str(url).map_err(|e| StoreError::Backend(format!("invalid postgres url: {e}")))?;
         Self::open_with(options).await
     }
 
@@ -72,10 +73,7 @@ impl Store for PostgresStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
+        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db)?;
         Ok(())
     }
 }

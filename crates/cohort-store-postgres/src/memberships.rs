@@ -7,9 +7,7 @@
 use std::collections::HashMap;
 
 use cohort_core::membership::plan;
-use cohort_core::{
-    CustomerId, Membership, SegmentChange, SegmentGroupId, SegmentId, SegmentPlace, Timestamp,
-};
+use cohort_core::{CustomerId, Membership, SegmentChange, SegmentGroupId, SegmentId, SegmentPlace, Timestamp};
 use cohort_store::codec::decode_source;
 use cohort_store::{StoreError, StoreResult};
 use sqlx::postgres::PgRow;
@@ -17,10 +15,7 @@ use sqlx::{PgConnection, Row};
 
 use crate::error::db;
 
-pub(crate) async fn customer_seq(
-    conn: &mut PgConnection,
-    customer: &CustomerId,
-) -> StoreResult<i64> {
+pub(crate) async fn customer_seq(conn: &mut PgConnection, customer: &CustomerId) -> StoreResult<i64> {
     sqlx::query_scalar("SELECT seq FROM customers WHERE id = $1")
         .bind(customer.as_str())
         .fetch_optional(conn)
@@ -39,17 +34,14 @@ async fn lock_customer(conn: &mut PgConnection, customer: &CustomerId) -> StoreR
         .ok_or_else(|| StoreError::not_found("customer", customer))
 }
 
-fn from_row(customer: &CustomerId, row: &PgRow) -> StoreResult<Membership> {
+pub(crate) fn membership_from_row(customer: &CustomerId, row: &PgRow) -> StoreResult<Membership> {
     Ok(Membership {
         customer: customer.clone(),
         segment: SegmentId::new(row.get("segment_id")),
         source: decode_source(row.get("source"))?,
         assigned_at: Timestamp::from_unix_micros(row.get("assigned_at")),
-        application_counter: u32::try_from(row.get::<i64, _>("application_counter"))
-            .unwrap_or(u32::MAX),
-        expires_at: row
-            .get::<Option<i64>, _>("expires_at")
-            .map(Timestamp::from_unix_micros),
+        application_counter: u32::try_from(row.get::<i64, _>("application_counter")).unwrap_or(u32::MAX),
+        expires_at: row.get::<Option<i64>, _>("expires_at").map(Timestamp::from_unix_micros),
     })
 }
 
@@ -68,7 +60,7 @@ pub(crate) async fn live(
     .fetch_all(conn)
     .await
     .map_err(db)?;
-    rows.iter().map(|r| from_row(customer, r)).collect()
+    rows.iter().map(|r| membership_from_row(customer, r)).collect()
 }
 
 /// Applies `change` inside the caller's transaction and returns the live memberships.
@@ -123,7 +115,7 @@ pub(crate) async fn change(
         .iter()
         .map(|r| {
             Ok((
-                from_row(customer, r)?,
+                membership_from_row(customer, r)?,
                 SegmentGroupId::new(r.get("group_id")),
             ))
         })
@@ -154,8 +146,18 @@ pub(crate) async fn change(
         .bind(upserts.iter().map(|m| m.segment.get()).collect::<Vec<_>>())
         .bind(upserts.iter().map(|m| m.source.as_str()).collect::<Vec<_>>())
         .bind(upserts.iter().map(|m| m.assigned_at.unix_micros()).collect::<Vec<_>>())
-        .bind(upserts.iter().map(|m| i64::from(m.application_counter)).collect::<Vec<_>>())
-        .bind(upserts.iter().map(|m| m.expires_at.map(Timestamp::unix_micros)).collect::<Vec<_>>())
+        .bind(
+            upserts
+                .iter()
+                .map(|m| i64::from(m.application_counter))
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            upserts
+                .iter()
+                .map(|m| m.expires_at.map(Timestamp::unix_micros))
+                .collect::<Vec<_>>(),
+        )
         .execute(&mut *conn)
         .await
         .map_err(db)?;

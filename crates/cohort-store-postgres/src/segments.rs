@@ -2,13 +2,14 @@
 //!
 //! Changing a group's exclusivity locks the group row; `memberships::change` holds a
 //! share lock on the groups of the segments it adds, so the exclusivity check never
-//! races with a change that would break it.
+//! races with a change that would break it. Creating a group holds a key share lock on
+//! its service, so the service is not deleted (nor imported into) meanwhile.
 
 use async_trait::async_trait;
 use cohort_core::segment::{NewSegment, NewSegmentGroup};
 use cohort_core::{
-    Name, NameFilter, Page, PageRequest, ReferenceKey, Segment, SegmentGroup, SegmentGroupId,
-    SegmentGroupPatch, SegmentId, SegmentPatch,
+    Invalid, Name, NameFilter, Page, PageRequest, ReferenceKey, Segment, SegmentGroup, SegmentGroupId,
+    SegmentGroupPatch, SegmentId, SegmentPatch, ServiceId,
 };
 use cohort_store::codec::stored;
 use cohort_store::{SegmentFilter, SegmentStore, StoreError, StoreResult};
@@ -21,7 +22,7 @@ use crate::error::{db, unique};
 macro_rules! select_group {
     ($rest:literal) => {
         concat!(
-            "SELECT id, name, reference, calculated, exclusive FROM segment_groups ",
+            "SELECT id, service, name, reference, calculated, exclusive FROM segment_groups ",
             $rest
         )
     };
@@ -29,16 +30,14 @@ macro_rules! select_group {
 
 macro_rules! select_segment {
     ($rest:literal) => {
-        concat!(
-            "SELECT id, group_id, name, reference, calculated FROM segments ",
-            $rest
-        )
+        concat!("SELECT id, group_id, name, reference, calculated FROM segments ", $rest)
     };
 }
 
 fn group_from_row(row: &PgRow) -> StoreResult<SegmentGroup> {
     Ok(SegmentGroup {
         id: SegmentGroupId::new(row.get("id")),
+        service: stored(ServiceId::parse("service", row.get("service")))?,
         name: stored(Name::parse("name", row.get("name")))?,
         reference: stored(ReferenceKey::parse("reference", row.get("reference")))?,
         calculated: row.get("calculated"),
@@ -46,7 +45,7 @@ fn group_from_row(row: &PgRow) -> StoreResult<SegmentGroup> {
     })
 }
 
-fn segment_from_row(row: &PgRow) -> StoreResult<Segment> {
+pub(crate) fn segment_from_row(row: &PgRow) -> StoreResult<Segment> {
     Ok(Segment {
         id: SegmentId::new(row.get("id")),
         group: SegmentGroupId::new(row.get("group_id")),
@@ -65,10 +64,7 @@ fn segment_conflict(reference: &ReferenceKey) -> impl FnOnce() -> String + '_ {
 }
 
 /// Maps a foreign key violation on `segments.group_id` to a dangling reference.
-fn segment_write_error(
-    reference: &ReferenceKey,
-    group: SegmentGroupId,
-) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
+fn segment_write_error(reference: &ReferenceKey, group: SegmentGroupId) -> impl FnOnce(sqlx::Error) -> StoreError + '_ {
     move |e| match &e {
         sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
             StoreError::dangling("group", format!("segment group {group} does not exist"))
@@ -80,6 +76,20 @@ fn segment_write_error(
 fn group_in_use(id: SegmentGroupId) -> StoreError {
     StoreError::InUse {
         detail: format!("segment group {id} still has segments"),
+    }
+}
+
+/// Only existing services that store segments (standard, import) may own groups.
+fn check_owner(service: &ServiceId, kind: Option<&str>) -> StoreResult<()> {
+    match kind {
+        None => Err(StoreError::dangling(
+            "service",
+            format!("segmentation service {service} does not exist"),
+        )),
+        Some("http") => {
+            Err(Invalid::new("service", format!("{service} is an http service: it keeps no segments")).into())
+        }
+        Some(_) => Ok(()),
     }
 }
 
@@ -100,18 +110,31 @@ async fn exclusivity_broken(conn: &mut PgConnection, group: SegmentGroupId) -> S
 #[async_trait]
 impl SegmentStore for PostgresStore {
     async fn create_segment_group(&self, group: &NewSegmentGroup) -> StoreResult<SegmentGroup> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // The lock is the one the foreign key takes, taken before the check.
+        let kind: Option<String> =
+            sqlx::query_scalar("SELECT kind FROM segmentation_services WHERE id = $1 FOR KEY SHARE")
+                .bind(group.service.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+        check_owner(&group.service, kind.as_deref())?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO segment_groups (name, reference, calculated, exclusive) VALUES ($1, $2, $3, $4) RETURNING id",
+            "INSERT INTO segment_groups (service, name, reference, calculated, exclusive)
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
+        .bind(group.service.as_str())
         .bind(group.name.as_str())
         .bind(group.reference.as_str())
         .bind(group.calculated)
         .bind(group.exclusive)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await
         .map_err(unique("reference", group_conflict(&group.reference)))?;
+        tx.commit().await.map_err(db)?;
         Ok(SegmentGroup {
             id: SegmentGroupId::new(id),
+            service: group.service.clone(),
             name: group.name.clone(),
             reference: group.reference.clone(),
             calculated: group.calculated,
@@ -128,11 +151,7 @@ impl SegmentStore for PostgresStore {
         row.as_ref().map(group_from_row).transpose()
     }
 
-    async fn update_segment_group(
-        &self,
-        id: SegmentGroupId,
-        patch: SegmentGroupPatch,
-    ) -> StoreResult<SegmentGroup> {
+    async fn update_segment_group(&self, id: SegmentGroupId, patch: SegmentGroupPatch) -> StoreResult<SegmentGroup> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         let row = sqlx::query(select_group!("WHERE id = $1 FOR UPDATE"))
             .bind(id.get())
@@ -149,15 +168,17 @@ impl SegmentStore for PostgresStore {
                 "some customers have more than one segment of this group",
             ));
         }
-        sqlx::query("UPDATE segment_groups SET name = $2, reference = $3, calculated = $4, exclusive = $5 WHERE id = $1")
-            .bind(id.get())
-            .bind(group.name.as_str())
-            .bind(group.reference.as_str())
-            .bind(group.calculated)
-            .bind(group.exclusive)
-            .execute(&mut *tx)
-            .await
-            .map_err(unique("reference", group_conflict(&group.reference)))?;
+        sqlx::query(
+            "UPDATE segment_groups SET name = $2, reference = $3, calculated = $4, exclusive = $5 WHERE id = $1",
+        )
+        .bind(id.get())
+        .bind(group.name.as_str())
+        .bind(group.reference.as_str())
+        .bind(group.calculated)
+        .bind(group.exclusive)
+        .execute(&mut *tx)
+        .await
+        .map_err(unique("reference", group_conflict(&group.reference)))?;
         tx.commit().await.map_err(db)?;
         Ok(group)
     }
@@ -190,11 +211,7 @@ impl SegmentStore for PostgresStore {
         tx.commit().await.map_err(db)
     }
 
-    async fn list_segment_groups(
-        &self,
-        filter: &NameFilter,
-        page: PageRequest,
-    ) -> StoreResult<Page<SegmentGroup>> {
+    async fn list_segment_groups(&self, filter: &NameFilter, page: PageRequest) -> StoreResult<Page<SegmentGroup>> {
         let rows = sqlx::query(select_group!(
             "WHERE id > $1 AND ($2::text IS NULL OR strpos(lower(name), $2) > 0) ORDER BY id LIMIT $3"
         ))
@@ -261,12 +278,11 @@ impl SegmentStore for PostgresStore {
             .await
             .map_err(segment_write_error(&segment.reference, segment.group))?;
         if let Some(group) = moved {
-            let exclusive: bool =
-                sqlx::query_scalar("SELECT exclusive FROM segment_groups WHERE id = $1 FOR SHARE")
-                    .bind(group.get())
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db)?;
+            let exclusive: bool = sqlx::query_scalar("SELECT exclusive FROM segment_groups WHERE id = $1 FOR SHARE")
+                .bind(group.get())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
             if exclusive && exclusivity_broken(&mut tx, group).await? {
                 return Err(StoreError::conflict(
                     "group",
@@ -290,11 +306,7 @@ impl SegmentStore for PostgresStore {
         Ok(())
     }
 
-    async fn list_segments(
-        &self,
-        filter: &SegmentFilter,
-        page: PageRequest,
-    ) -> StoreResult<Page<Segment>> {
+    async fn list_segments(&self, filter: &SegmentFilter, page: PageRequest) -> StoreResult<Page<Segment>> {
         let rows = sqlx::query(select_segment!(
             "WHERE id > $1 AND ($2::text IS NULL OR strpos(lower(name), $2) > 0)
                AND ($3::bigint IS NULL OR group_id = $3)

@@ -90,9 +90,7 @@ async fn fresh() -> TestStore {
         .expect("postgres url")
         .database(&database);
     let test = TestStore {
-        store: PostgresStore::open_with(options)
-            .await
-            .expect("open postgres"),
+        store: PostgresStore::open_with(options).await.expect("open postgres"),
         server,
         database,
     };

@@ -9,12 +9,32 @@ CREATE TABLE applications (
     enabled          INTEGER NOT NULL
 );
 
+-- Sources of segments. `config` holds the settings of http services as JSON.
+CREATE TABLE segmentation_services (
+    id        TEXT PRIMARY KEY,
+    name      TEXT NOT NULL,
+    kind      TEXT NOT NULL,
+    config    TEXT NOT NULL,
+    available INTEGER NOT NULL
+);
+
+INSERT INTO segmentation_services (id, name, kind, config, available) VALUES ('standard', 'Standard', 'standard', '{}', 1);
+
+-- Which services each application uses.
+CREATE TABLE application_services (
+    application_seq INTEGER NOT NULL REFERENCES applications (seq) ON DELETE CASCADE,
+    service_id      TEXT NOT NULL REFERENCES segmentation_services (id) ON DELETE CASCADE,
+    PRIMARY KEY (application_seq, service_id)
+) WITHOUT ROWID;
+
 CREATE TABLE segment_groups (
     id         INTEGER PRIMARY KEY,
+    service    TEXT NOT NULL REFERENCES segmentation_services (id),
     name       TEXT NOT NULL,
-    reference  TEXT NOT NULL UNIQUE,
+    reference  TEXT NOT NULL,
     calculated INTEGER NOT NULL,
-    exclusive  INTEGER NOT NULL
+    exclusive  INTEGER NOT NULL,
+    UNIQUE (service, reference)
 );
 
 CREATE TABLE segments (

@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use cohort_core::{
-    Customer, CustomerId, CustomerPatch, Membership, NewCustomer, Page, PageRequest, SegmentChange,
-    SegmentId, Timestamp,
+    Customer, CustomerId, CustomerPatch, Membership, NewCustomer, Page, PageRequest, SegmentChange, SegmentId,
+    Timestamp,
 };
 use cohort_store::codec::{decode_attributes, encode_attributes, stored};
 use cohort_store::{CustomerFilter, CustomerImport, CustomerStore, StoreError, StoreResult};
@@ -36,11 +36,7 @@ fn from_row(row: &SqliteRow) -> StoreResult<(i64, Customer)> {
 
 #[async_trait]
 impl CustomerStore for SqliteStore {
-    async fn create_customer(
-        &self,
-        customer: &NewCustomer,
-        now: Timestamp,
-    ) -> StoreResult<Customer> {
+    async fn create_customer(&self, customer: &NewCustomer, now: Timestamp) -> StoreResult<Customer> {
         sqlx::query(
             "INSERT INTO customers (id, attributes, active, profiling_consent, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $5)",
@@ -65,12 +61,7 @@ impl CustomerStore for SqliteStore {
         row.map(|r| from_row(&r).map(|(_, c)| c)).transpose()
     }
 
-    async fn update_customer(
-        &self,
-        id: &CustomerId,
-        patch: &CustomerPatch,
-        now: Timestamp,
-    ) -> StoreResult<Customer> {
+    async fn update_customer(&self, id: &CustomerId, patch: &CustomerPatch, now: Timestamp) -> StoreResult<Customer> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
         let row = sqlx::query(select!("WHERE c.id = $1"))
             .bind(id.as_str())
@@ -80,15 +71,17 @@ impl CustomerStore for SqliteStore {
             .ok_or_else(|| StoreError::not_found("customer", id))?;
         let (seq, mut customer) = from_row(&row)?;
         patch.apply(&mut customer, now)?;
-        sqlx::query("UPDATE customers SET attributes = $2, active = $3, profiling_consent = $4, updated_at = $5 WHERE seq = $1")
-            .bind(seq)
-            .bind(encode_attributes(&customer.attributes))
-            .bind(customer.active)
-            .bind(customer.profiling_consent)
-            .bind(now.unix_micros())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+        sqlx::query(
+            "UPDATE customers SET attributes = $2, active = $3, profiling_consent = $4, updated_at = $5 WHERE seq = $1",
+        )
+        .bind(seq)
+        .bind(encode_attributes(&customer.attributes))
+        .bind(customer.active)
+        .bind(customer.profiling_consent)
+        .bind(now.unix_micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(customer)
     }
@@ -145,11 +138,7 @@ impl CustomerStore for SqliteStore {
         Ok(live)
     }
 
-    async fn customer_segments(
-        &self,
-        customer: &CustomerId,
-        now: Timestamp,
-    ) -> StoreResult<Vec<Membership>> {
+    async fn customer_segments(&self, customer: &CustomerId, now: Timestamp) -> StoreResult<Vec<Membership>> {
         let mut conn = self.read.acquire().await.map_err(db)?;
         let seq = memberships::customer_seq(&mut conn, customer).await?;
         memberships::live(&mut conn, customer, seq, now).await

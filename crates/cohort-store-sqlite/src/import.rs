@@ -32,11 +32,7 @@ impl SqliteImport {
 
 /// The batch with only the last line of each id, in first-seen order.
 pub(crate) fn last_per_id(batch: &[CustomerUpsert]) -> Vec<&CustomerUpsert> {
-    let last: HashMap<&str, usize> = batch
-        .iter()
-        .enumerate()
-        .map(|(i, u)| (u.id.as_str(), i))
-        .collect();
+    let last: HashMap<&str, usize> = batch.iter().enumerate().map(|(i, u)| (u.id.as_str(), i)).collect();
     batch
         .iter()
         .enumerate()
@@ -107,8 +103,6 @@ impl CustomerImport for SqliteImport {
 
     async fn commit(self: Box<Self>) -> StoreResult<ImportSummary> {
         self.tx.commit().await.map_err(db)?;
-        Ok(ImportSummary {
-            written: self.written,
-        })
+        Ok(ImportSummary { written: self.written })
     }
 }

@@ -26,9 +26,7 @@ fn from_row(row: &SqliteRow) -> StoreResult<ApiKey> {
         scopes: decode_scopes(row.get("scopes"))?,
         secret_hash: row.get("secret_hash"),
         created_at: Timestamp::from_unix_micros(row.get("created_at")),
-        revoked_at: row
-            .get::<Option<i64>, _>("revoked_at")
-            .map(Timestamp::from_unix_micros),
+        revoked_at: row.get::<Option<i64>, _>("revoked_at").map(Timestamp::from_unix_micros),
     })
 }
 
@@ -68,13 +66,12 @@ impl KeyStore for SqliteStore {
     }
 
     async fn revoke_api_key(&self, id: &str, now: Timestamp) -> StoreResult<()> {
-        let done =
-            sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1")
-                .bind(id)
-                .bind(now.unix_micros())
-                .execute(&self.write)
-                .await
-                .map_err(db)?;
+        let done = sqlx::query("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1")
+            .bind(id)
+            .bind(now.unix_micros())
+            .execute(&self.write)
+            .await
+            .map_err(db)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::not_found("api key", id));
         }

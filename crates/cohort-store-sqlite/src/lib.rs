@@ -11,6 +11,7 @@ mod import;
 mod keys;
 mod memberships;
 mod segments;
+mod services;
 mod target_groups;
 
 use std::path::Path;
@@ -19,9 +20,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cohort_store::{Store, StoreError, StoreResult};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use error::db;
 
@@ -43,14 +42,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10));
-        if let Some(dir) = options
-            .get_filename()
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Backend(format!("cannot create {}: {e}", dir.display()))
-            })?;
+        if let Some(dir) = options.get_filename().parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
         }
         let in_memory = url.contains(":memory:") || options.get_filename() == Path::new(":memory:");
         // An in-memory database exists once per connection: share one for both roles.
@@ -86,10 +80,7 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.read)
-            .await
-            .map_err(db)?;
+        sqlx::query("SELECT 1").execute(&self.read).await.map_err(db)?;
         Ok(())
     }
 }

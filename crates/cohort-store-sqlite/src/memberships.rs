@@ -3,9 +3,7 @@
 use std::collections::HashMap;
 
 use cohort_core::membership::plan;
-use cohort_core::{
-    CustomerId, Membership, SegmentChange, SegmentGroupId, SegmentId, SegmentPlace, Timestamp,
-};
+use cohort_core::{CustomerId, Membership, SegmentChange, SegmentGroupId, SegmentId, SegmentPlace, Timestamp};
 use cohort_store::codec::decode_source;
 use cohort_store::{StoreError, StoreResult};
 use sqlx::sqlite::SqliteRow;
@@ -13,10 +11,7 @@ use sqlx::{Row, SqliteConnection};
 
 use crate::error::db;
 
-pub(crate) async fn customer_seq(
-    conn: &mut SqliteConnection,
-    customer: &CustomerId,
-) -> StoreResult<i64> {
+pub(crate) async fn customer_seq(conn: &mut SqliteConnection, customer: &CustomerId) -> StoreResult<i64> {
     sqlx::query_scalar("SELECT seq FROM customers WHERE id = $1")
         .bind(customer.as_str())
         .fetch_optional(conn)
@@ -25,17 +20,14 @@ pub(crate) async fn customer_seq(
         .ok_or_else(|| StoreError::not_found("customer", customer))
 }
 
-fn from_row(customer: &CustomerId, row: &SqliteRow) -> StoreResult<Membership> {
+pub(crate) fn membership_from_row(customer: &CustomerId, row: &SqliteRow) -> StoreResult<Membership> {
     Ok(Membership {
         customer: customer.clone(),
         segment: SegmentId::new(row.get("segment_id")),
         source: decode_source(row.get("source"))?,
         assigned_at: Timestamp::from_unix_micros(row.get("assigned_at")),
-        application_counter: u32::try_from(row.get::<i64, _>("application_counter"))
-            .unwrap_or(u32::MAX),
-        expires_at: row
-            .get::<Option<i64>, _>("expires_at")
-            .map(Timestamp::from_unix_micros),
+        application_counter: u32::try_from(row.get::<i64, _>("application_counter")).unwrap_or(u32::MAX),
+        expires_at: row.get::<Option<i64>, _>("expires_at").map(Timestamp::from_unix_micros),
     })
 }
 
@@ -54,7 +46,7 @@ pub(crate) async fn live(
     .fetch_all(conn)
     .await
     .map_err(db)?;
-    rows.iter().map(|r| from_row(customer, r)).collect()
+    rows.iter().map(|r| membership_from_row(customer, r)).collect()
 }
 
 fn id_list(ids: impl Iterator<Item = SegmentId>) -> String {
@@ -113,7 +105,7 @@ pub(crate) async fn change(
         .iter()
         .map(|r| {
             Ok((
-                from_row(customer, r)?,
+                membership_from_row(customer, r)?,
                 SegmentGroupId::new(r.get("group_id")),
             ))
         })
@@ -121,12 +113,14 @@ pub(crate) async fn change(
 
     let planned = plan(customer, change, &places, &stored, now)?;
     if !planned.removals.is_empty() {
-        sqlx::query("DELETE FROM memberships WHERE customer_seq = $1 AND segment_id IN (SELECT value FROM json_each($2))")
-            .bind(seq)
-            .bind(id_list(planned.removals.iter().copied()))
-            .execute(&mut *conn)
-            .await
-            .map_err(db)?;
+        sqlx::query(
+            "DELETE FROM memberships WHERE customer_seq = $1 AND segment_id IN (SELECT value FROM json_each($2))",
+        )
+        .bind(seq)
+        .bind(id_list(planned.removals.iter().copied()))
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
     }
     for m in &planned.upserts {
         sqlx::query(

@@ -2,9 +2,7 @@
 
 use async_trait::async_trait;
 use cohort_core::target_group::NewTargetGroup;
-use cohort_core::{
-    Name, NameFilter, Page, PageRequest, TargetGroup, TargetGroupId, TargetGroupPatch, Threshold,
-};
+use cohort_core::{Name, NameFilter, Page, PageRequest, TargetGroup, TargetGroupId, TargetGroupPatch, Threshold};
 use cohort_store::codec::stored;
 use cohort_store::{StoreError, StoreResult, TargetGroupStore};
 use sqlx::Row;
@@ -15,10 +13,7 @@ use crate::error::db;
 
 macro_rules! select {
     ($rest:literal) => {
-        concat!(
-            "SELECT id, name, threshold, active FROM target_groups ",
-            $rest
-        )
+        concat!("SELECT id, name, threshold, active FROM target_groups ", $rest)
     };
 }
 
@@ -34,15 +29,13 @@ fn from_row(row: &SqliteRow) -> StoreResult<TargetGroup> {
 #[async_trait]
 impl TargetGroupStore for SqliteStore {
     async fn create_target_group(&self, group: &NewTargetGroup) -> StoreResult<TargetGroup> {
-        let row = sqlx::query(
-            "INSERT INTO target_groups (name, threshold, active) VALUES ($1, $2, $3) RETURNING id",
-        )
-        .bind(group.name.as_str())
-        .bind(i64::from(group.threshold.get()))
-        .bind(group.active)
-        .fetch_one(&self.write)
-        .await
-        .map_err(db)?;
+        let row = sqlx::query("INSERT INTO target_groups (name, threshold, active) VALUES ($1, $2, $3) RETURNING id")
+            .bind(group.name.as_str())
+            .bind(i64::from(group.threshold.get()))
+            .bind(group.active)
+            .fetch_one(&self.write)
+            .await
+            .map_err(db)?;
         Ok(TargetGroup {
             id: TargetGroupId::new(row.get(0)),
             name: group.name.clone(),
@@ -60,11 +53,7 @@ impl TargetGroupStore for SqliteStore {
         row.as_ref().map(from_row).transpose()
     }
 
-    async fn update_target_group(
-        &self,
-        id: TargetGroupId,
-        patch: TargetGroupPatch,
-    ) -> StoreResult<TargetGroup> {
+    async fn update_target_group(&self, id: TargetGroupId, patch: TargetGroupPatch) -> StoreResult<TargetGroup> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
         let row = sqlx::query(select!("WHERE id = $1"))
             .bind(id.get())
@@ -74,16 +63,14 @@ impl TargetGroupStore for SqliteStore {
             .ok_or_else(|| StoreError::not_found("target group", id))?;
         let mut group = from_row(&row)?;
         group.apply(patch);
-        sqlx::query(
-            "UPDATE target_groups SET name = $2, threshold = $3, active = $4 WHERE id = $1",
-        )
-        .bind(id.get())
-        .bind(group.name.as_str())
-        .bind(i64::from(group.threshold.get()))
-        .bind(group.active)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+        sqlx::query("UPDATE target_groups SET name = $2, threshold = $3, active = $4 WHERE id = $1")
+            .bind(id.get())
+            .bind(group.name.as_str())
+            .bind(i64::from(group.threshold.get()))
+            .bind(group.active)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(group)
     }
@@ -100,11 +87,7 @@ impl TargetGroupStore for SqliteStore {
         Ok(())
     }
 
-    async fn list_target_groups(
-        &self,
-        filter: &NameFilter,
-        page: PageRequest,
-    ) -> StoreResult<Page<TargetGroup>> {
+    async fn list_target_groups(&self, filter: &NameFilter, page: PageRequest) -> StoreResult<Page<TargetGroup>> {
         let rows = sqlx::query(select!(
             "WHERE id > $1 AND ($2 IS NULL OR instr(lower(name), $2) > 0) ORDER BY id LIMIT $3"
         ))

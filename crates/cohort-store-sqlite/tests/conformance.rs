@@ -4,9 +4,7 @@ use cohort_store::Store;
 use cohort_store_sqlite::SqliteStore;
 
 async fn fresh() -> Box<dyn Store> {
-    let store = SqliteStore::open("sqlite::memory:")
-        .await
-        .expect("open sqlite");
+    let store = SqliteStore::open("sqlite::memory:").await.expect("open sqlite");
     store.migrate().await.expect("migrate");
     Box::new(store)
 }

@@ -3,7 +3,9 @@
 //! Attributes are stored as a JSON object (dates as `YYYY-MM-DD` strings, read back
 //! as dates); scope lists as space-separated text; origin lists as JSON arrays.
 
-use cohort_core::{AttributeName, AttributeValue, Attributes, KeyScope, MembershipSource, Origin};
+use cohort_core::{
+    AttributeName, AttributeValue, Attributes, HttpSettings, KeyScope, MembershipSource, Origin, ServiceKind,
+};
 use serde_json::{Map, Number, Value};
 
 use crate::StoreError;
@@ -11,9 +13,7 @@ use crate::StoreError;
 pub fn attribute_to_json(value: &AttributeValue) -> Value {
     match value {
         AttributeValue::String(s) => Value::String(s.clone()),
-        AttributeValue::Number(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
-            Value::Number(Number::from(*n as i64))
-        }
+        AttributeValue::Number(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => Value::Number(Number::from(*n as i64)),
         AttributeValue::Number(n) => Number::from_f64(*n).map_or(Value::Null, Value::Number),
         AttributeValue::Bool(b) => Value::Bool(*b),
         AttributeValue::Date(d) => Value::String(AttributeValue::format_date(*d)),
@@ -35,10 +35,7 @@ pub fn encode_attributes(attributes: &Attributes) -> String {
 }
 
 /// Reads a JSON value as an attribute; `field` names it in errors.
-pub fn attribute_from_json(
-    field: &str,
-    value: &Value,
-) -> Result<AttributeValue, cohort_core::Invalid> {
+pub fn attribute_from_json(field: &str, value: &Value) -> Result<AttributeValue, cohort_core::Invalid> {
     match value {
         Value::String(s) => AttributeValue::from_text(field, s),
         Value::Number(n) => AttributeValue::number(field, n.as_f64().unwrap_or(f64::NAN)),
@@ -67,9 +64,7 @@ pub fn attribute_from_json(
 
 pub fn decode_attributes(text: &str) -> Result<Attributes, StoreError> {
     let corrupt = |e: String| StoreError::Backend(format!("stored attributes are not valid: {e}"));
-    let Value::Object(map) =
-        serde_json::from_str::<Value>(text).map_err(|e| corrupt(e.to_string()))?
-    else {
+    let Value::Object(map) = serde_json::from_str::<Value>(text).map_err(|e| corrupt(e.to_string()))? else {
         return Err(corrupt("not an object".into()));
     };
     map.iter()
@@ -82,30 +77,19 @@ pub fn decode_attributes(text: &str) -> Result<Attributes, StoreError> {
 }
 
 pub fn encode_scopes(scopes: &[KeyScope]) -> String {
-    scopes
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(" ")
+    scopes.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
 }
 
 pub fn decode_scopes(text: &str) -> Result<Vec<KeyScope>, StoreError> {
     text.split_whitespace()
         .map(|s| {
-            KeyScope::parse("scopes", s)
-                .map_err(|e| StoreError::Backend(format!("stored scope is not valid: {e}")))
+            KeyScope::parse("scopes", s).map_err(|e| StoreError::Backend(format!("stored scope is not valid: {e}")))
         })
         .collect()
 }
 
 pub fn encode_origins(origins: &[Origin]) -> String {
-    Value::Array(
-        origins
-            .iter()
-            .map(|o| Value::String(o.as_str().to_owned()))
-            .collect(),
-    )
-    .to_string()
+    Value::Array(origins.iter().map(|o| Value::String(o.as_str().to_owned())).collect()).to_string()
 }
 
 pub fn decode_origins(text: &str) -> Result<Vec<Origin>, StoreError> {
@@ -117,8 +101,45 @@ pub fn decode_origins(text: &str) -> Result<Vec<Origin>, StoreError> {
 }
 
 pub fn decode_source(text: &str) -> Result<MembershipSource, StoreError> {
-    MembershipSource::parse("source", text)
-        .map_err(|e| StoreError::Backend(format!("stored source is not valid: {e}")))
+    MembershipSource::parse("source", text).map_err(|e| StoreError::Backend(format!("stored source is not valid: {e}")))
+}
+
+/// The `kind` and `config` columns of a segmentation service.
+pub fn encode_service_kind(kind: &ServiceKind) -> (&'static str, String) {
+    let config = match kind {
+        ServiceKind::Http(h) => serde_json::json!({
+            "base_url": h.base_url,
+            "timeout_ms": h.timeout_ms,
+            "cache_ttl_ms": h.cache_ttl_ms,
+            "breaker_failures": h.breaker_failures,
+            "breaker_open_ms": h.breaker_open_ms,
+        }),
+        _ => serde_json::json!({}),
+    };
+    (kind.name(), config.to_string())
+}
+
+pub fn decode_service_kind(kind: &str, config: &str) -> Result<ServiceKind, StoreError> {
+    let corrupt = |e: String| StoreError::Backend(format!("stored service is not valid: {e}"));
+    match kind {
+        "standard" => Ok(ServiceKind::Standard),
+        "import" => Ok(ServiceKind::Import),
+        "http" => {
+            let v: Value = serde_json::from_str(config).map_err(|e| corrupt(e.to_string()))?;
+            let n = |k: &str| v[k].as_u64().and_then(|n| u32::try_from(n).ok());
+            let base = v["base_url"].as_str().ok_or_else(|| corrupt("no base_url".into()))?;
+            HttpSettings::new(
+                base,
+                n("timeout_ms"),
+                n("cache_ttl_ms"),
+                n("breaker_failures"),
+                n("breaker_open_ms"),
+            )
+            .map(ServiceKind::Http)
+            .map_err(|e| corrupt(e.to_string()))
+        }
+        other => Err(corrupt(format!("unknown kind {other}"))),
+    }
 }
 
 /// Reads a stored value into a domain type, reporting a corrupt row as a backend failure.

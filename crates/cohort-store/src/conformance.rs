@@ -10,7 +10,7 @@ use cohort_core::segment::{NewSegment, NewSegmentGroup};
 use cohort_core::target_group::NewTargetGroup;
 use cohort_core::*;
 
-use crate::{CustomerFilter, SegmentFilter, Store, StoreError};
+use crate::{CustomerFilter, ImportMode, ImportedMembership, SegmentFilter, Store, StoreError};
 
 /// Expands to one `#[tokio::test]` per conformance check, each on a fresh store.
 /// Extra attributes (such as `#[ignore = "…"]`) are put on every test.
@@ -40,6 +40,13 @@ macro_rules! conformance_suite {
             an_import_keeps_flags_that_a_line_leaves_out,
             api_keys_are_found_listed_and_revoked,
             target_groups_round_trip,
+            the_standard_service_exists_and_new_applications_use_it,
+            services_are_created_updated_and_deleted,
+            services_are_activated_per_application,
+            segment_groups_belong_to_services_that_store_segments,
+            customer_segments_are_read_per_service,
+            a_snapshot_import_replaces_the_previous_one_or_nothing,
+            a_delta_import_adds_and_removes,
         );
     };
     (@each $fresh:path, $attrs:tt $name:ident $(, $rest:ident)* $(,)?) => {
@@ -102,6 +109,7 @@ fn new_customer(id: &str) -> NewCustomer {
 
 async fn group(store: &dyn Store, reference: &str, exclusive: bool) -> SegmentGroup {
     let new = NewSegmentGroup {
+        service: ServiceId::standard(),
         name: name(reference),
         reference: key(reference),
         calculated: false,
@@ -141,10 +149,7 @@ fn ids(memberships: &[Membership]) -> Vec<SegmentId> {
 pub async fn applications_round_trip_and_update(store: &dyn Store) {
     let shop = app("shop");
     store.create_application(&shop).await.unwrap();
-    assert_eq!(
-        store.application(&shop.id).await.unwrap(),
-        Some(shop.clone())
-    );
+    assert_eq!(store.application(&shop.id).await.unwrap(), Some(shop.clone()));
 
     let patch = ApplicationPatch {
         enabled: Some(false),
@@ -218,31 +223,19 @@ pub async fn missing_entities_are_not_found(store: &dyn Store) {
 
 pub async fn lists_page_with_a_cursor_and_filter_by_name(store: &dyn Store) {
     for i in 0..5 {
-        store
-            .create_application(&app(&format!("app{i}")))
-            .await
-            .unwrap();
+        store.create_application(&app(&format!("app{i}"))).await.unwrap();
     }
     let first = store
-        .list_applications(
-            &NameFilter::default(),
-            PageRequest::new(None, Some(2)).unwrap(),
-        )
+        .list_applications(&NameFilter::default(), PageRequest::new(None, Some(2)).unwrap())
         .await
         .unwrap();
     assert_eq!(first.items.len(), 2);
     let second = store
-        .list_applications(
-            &NameFilter::default(),
-            PageRequest::new(first.next, Some(2)).unwrap(),
-        )
+        .list_applications(&NameFilter::default(), PageRequest::new(first.next, Some(2)).unwrap())
         .await
         .unwrap();
     let third = store
-        .list_applications(
-            &NameFilter::default(),
-            PageRequest::new(second.next, Some(2)).unwrap(),
-        )
+        .list_applications(&NameFilter::default(), PageRequest::new(second.next, Some(2)).unwrap())
         .await
         .unwrap();
     let seen: Vec<_> = [first.items, second.items, third.items]
@@ -264,6 +257,7 @@ pub async fn lists_page_with_a_cursor_and_filter_by_name(store: &dyn Store) {
 pub async fn segment_group_references_are_unique(store: &dyn Store) {
     group(store, "age", true).await;
     let again = NewSegmentGroup {
+        service: ServiceId::standard(),
         name: name("Age 2"),
         reference: key("age"),
         calculated: false,
@@ -320,10 +314,7 @@ pub async fn segment_references_are_unique_within_their_group_only(store: &dyn S
             },
         )
         .await;
-    assert!(
-        matches!(moved, Err(StoreError::Conflict { .. })),
-        "{moved:?}"
-    );
+    assert!(matches!(moved, Err(StoreError::Conflict { .. })), "{moved:?}");
     let listed = store
         .list_segments(
             &SegmentFilter {
@@ -356,10 +347,7 @@ pub async fn customers_round_trip_with_typed_attributes(store: &dyn Store) {
         ("score", AttributeValue::Number(12.5)),
         ("vip", AttributeValue::Bool(true)),
         ("zip", AttributeValue::String("01234".into())),
-        (
-            "tags",
-            AttributeValue::List(vec![AttributeValue::String("ski".into())]),
-        ),
+        ("tags", AttributeValue::List(vec![AttributeValue::String("ski".into())])),
     ]);
     let new = NewCustomer::new(cid("c-1"), attributes.clone(), true, true).unwrap();
     let created = store.create_customer(&new, t(1)).await.unwrap();
@@ -369,34 +357,17 @@ pub async fn customers_round_trip_with_typed_attributes(store: &dyn Store) {
 }
 
 pub async fn customer_ids_are_unique(store: &dyn Store) {
-    store
-        .create_customer(&new_customer("c1"), t(1))
-        .await
-        .unwrap();
-    let err = store
-        .create_customer(&new_customer("c1"), t(2))
-        .await
-        .unwrap_err();
+    store.create_customer(&new_customer("c1"), t(1)).await.unwrap();
+    let err = store.create_customer(&new_customer("c1"), t(2)).await.unwrap_err();
     assert!(
         matches!(err, StoreError::Conflict { ref field, .. } if field == "id"),
         "{err:?}"
     );
-    assert_eq!(
-        store
-            .customer(&cid("c1"))
-            .await
-            .unwrap()
-            .unwrap()
-            .created_at,
-        t(1)
-    );
+    assert_eq!(store.customer(&cid("c1")).await.unwrap().unwrap().created_at, t(1));
 }
 
 pub async fn a_customer_patch_merges_attributes(store: &dyn Store) {
-    store
-        .create_customer(&new_customer("c1"), t(1))
-        .await
-        .unwrap();
+    store.create_customer(&new_customer("c1"), t(1)).await.unwrap();
     let mut attributes = BTreeMap::new();
     attributes.insert(AttributeName::parse("a", "city").unwrap(), None);
     attributes.insert(
@@ -408,10 +379,7 @@ pub async fn a_customer_patch_merges_attributes(store: &dyn Store) {
         active: Some(false),
         profiling_consent: None,
     };
-    let updated = store
-        .update_customer(&cid("c1"), &patch, t(5))
-        .await
-        .unwrap();
+    let updated = store.update_customer(&cid("c1"), &patch, t(5)).await.unwrap();
     assert_eq!(
         updated.attributes,
         attrs(&[("tier", AttributeValue::String("gold".into()))])
@@ -422,19 +390,10 @@ pub async fn a_customer_patch_merges_attributes(store: &dyn Store) {
 }
 
 pub async fn a_segment_change_is_all_or_nothing(store: &dyn Store) {
-    store
-        .create_customer(&new_customer("c1"), t(0))
-        .await
-        .unwrap();
+    store.create_customer(&new_customer("c1"), t(0)).await.unwrap();
     let g = group(store, "interests", false).await;
-    let (ski, bike) = (
-        segment(store, &g, "ski").await,
-        segment(store, &g, "bike").await,
-    );
-    store
-        .change_segments(&cid("c1"), &add(&[&ski]), t(1))
-        .await
-        .unwrap();
+    let (ski, bike) = (segment(store, &g, "ski").await, segment(store, &g, "bike").await);
+    store.change_segments(&cid("c1"), &add(&[&ski]), t(1)).await.unwrap();
 
     let missing = SegmentAdd {
         segment: SegmentId::new(9999),
@@ -447,10 +406,7 @@ pub async fn a_segment_change_is_all_or_nothing(store: &dyn Store) {
         expires_at: None,
     };
     let change = SegmentChange::new(vec![bike_add, missing], vec![ski.id]).unwrap();
-    let err = store
-        .change_segments(&cid("c1"), &change, t(2))
-        .await
-        .unwrap_err();
+    let err = store.change_segments(&cid("c1"), &change, t(2)).await.unwrap_err();
     assert!(
         matches!(err, StoreError::DanglingReference { ref field, .. } if field == "add[1].segment"),
         "{err:?}"
@@ -469,47 +425,27 @@ pub async fn a_segment_change_is_all_or_nothing(store: &dyn Store) {
         vec![ski.id],
     )
     .unwrap();
-    let after = store
-        .change_segments(&cid("c1"), &swap, t(4))
-        .await
-        .unwrap();
+    let after = store.change_segments(&cid("c1"), &swap, t(4)).await.unwrap();
     assert_eq!(ids(&after), vec![bike.id]);
     assert_eq!(after[0].source, MembershipSource::External);
     assert_eq!(after[0].assigned_at, t(4));
 
-    let unknown_customer = store
-        .change_segments(&cid("ghost"), &add(&[&ski]), t(5))
-        .await;
+    let unknown_customer = store.change_segments(&cid("ghost"), &add(&[&ski]), t(5)).await;
     assert!(matches!(unknown_customer, Err(StoreError::NotFound { .. })));
 }
 
 pub async fn adding_a_segment_again_counts_up(store: &dyn Store) {
-    store
-        .create_customer(&new_customer("c1"), t(0))
-        .await
-        .unwrap();
+    store.create_customer(&new_customer("c1"), t(0)).await.unwrap();
     let g = group(store, "interests", false).await;
     let ski = segment(store, &g, "ski").await;
-    store
-        .change_segments(&cid("c1"), &add(&[&ski]), t(1))
-        .await
-        .unwrap();
-    let after = store
-        .change_segments(&cid("c1"), &add(&[&ski]), t(2))
-        .await
-        .unwrap();
+    store.change_segments(&cid("c1"), &add(&[&ski]), t(1)).await.unwrap();
+    let after = store.change_segments(&cid("c1"), &add(&[&ski]), t(2)).await.unwrap();
     assert_eq!(after.len(), 1);
-    assert_eq!(
-        (after[0].application_counter, after[0].assigned_at),
-        (2, t(1))
-    );
+    assert_eq!((after[0].application_counter, after[0].assigned_at), (2, t(1)));
 }
 
 pub async fn an_exclusive_group_keeps_one_segment_per_customer(store: &dyn Store) {
-    store
-        .create_customer(&new_customer("c1"), t(0))
-        .await
-        .unwrap();
+    store.create_customer(&new_customer("c1"), t(0)).await.unwrap();
     let tiers = group(store, "tier", true).await;
     let other = group(store, "interests", false).await;
     let (silver, gold) = (
@@ -521,10 +457,7 @@ pub async fn an_exclusive_group_keeps_one_segment_per_customer(store: &dyn Store
         .change_segments(&cid("c1"), &add(&[&silver, &ski]), t(1))
         .await
         .unwrap();
-    let after = store
-        .change_segments(&cid("c1"), &add(&[&gold]), t(2))
-        .await
-        .unwrap();
+    let after = store.change_segments(&cid("c1"), &add(&[&gold]), t(2)).await.unwrap();
     assert_eq!(
         ids(&after),
         ids(&store.customer_segments(&cid("c1"), t(3)).await.unwrap())
@@ -543,18 +476,10 @@ pub async fn an_exclusive_group_keeps_one_segment_per_customer(store: &dyn Store
     );
 }
 
-pub async fn a_group_cannot_become_exclusive_while_customers_have_two_of_its_segments(
-    store: &dyn Store,
-) {
-    store
-        .create_customer(&new_customer("c1"), t(0))
-        .await
-        .unwrap();
+pub async fn a_group_cannot_become_exclusive_while_customers_have_two_of_its_segments(store: &dyn Store) {
+    store.create_customer(&new_customer("c1"), t(0)).await.unwrap();
     let g = group(store, "interests", false).await;
-    let (ski, bike) = (
-        segment(store, &g, "ski").await,
-        segment(store, &g, "bike").await,
-    );
+    let (ski, bike) = (segment(store, &g, "ski").await, segment(store, &g, "bike").await);
     store
         .change_segments(&cid("c1"), &add(&[&ski, &bike]), t(1))
         .await
@@ -573,10 +498,7 @@ pub async fn a_group_cannot_become_exclusive_while_customers_have_two_of_its_seg
 }
 
 pub async fn expired_memberships_are_never_returned(store: &dyn Store) {
-    store
-        .create_customer(&new_customer("c1"), t(0))
-        .await
-        .unwrap();
+    store.create_customer(&new_customer("c1"), t(0)).await.unwrap();
     let g = group(store, "campaign", false).await;
     let s = segment(store, &g, "summer").await;
     let change = SegmentChange::new(
@@ -588,25 +510,9 @@ pub async fn expired_memberships_are_never_returned(store: &dyn Store) {
         vec![],
     )
     .unwrap();
-    store
-        .change_segments(&cid("c1"), &change, t(1))
-        .await
-        .unwrap();
-    assert_eq!(
-        store
-            .customer_segments(&cid("c1"), t(9))
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
-    assert!(
-        store
-            .customer_segments(&cid("c1"), t(10))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    store.change_segments(&cid("c1"), &change, t(1)).await.unwrap();
+    assert_eq!(store.customer_segments(&cid("c1"), t(9)).await.unwrap().len(), 1);
+    assert!(store.customer_segments(&cid("c1"), t(10)).await.unwrap().is_empty());
     let filter = CustomerFilter {
         segment: Some(s.id),
         ..Default::default()
@@ -630,30 +536,17 @@ pub async fn expired_memberships_are_never_returned(store: &dyn Store) {
     );
 
     // Adding an expired segment again starts a fresh membership.
-    let again = store
-        .change_segments(&cid("c1"), &add(&[&s]), t(20))
-        .await
-        .unwrap();
+    let again = store.change_segments(&cid("c1"), &add(&[&s]), t(20)).await.unwrap();
     assert_eq!(
-        (
-            again[0].application_counter,
-            again[0].assigned_at,
-            again[0].expires_at
-        ),
+        (again[0].application_counter, again[0].assigned_at, again[0].expires_at),
         (1, t(20), None)
     );
 }
 
 pub async fn deleting_a_segment_or_customer_removes_its_memberships(store: &dyn Store) {
-    store
-        .create_customer(&new_customer("c1"), t(0))
-        .await
-        .unwrap();
+    store.create_customer(&new_customer("c1"), t(0)).await.unwrap();
     let g = group(store, "interests", false).await;
-    let (ski, bike) = (
-        segment(store, &g, "ski").await,
-        segment(store, &g, "bike").await,
-    );
+    let (ski, bike) = (segment(store, &g, "ski").await, segment(store, &g, "bike").await);
     store
         .change_segments(&cid("c1"), &add(&[&ski, &bike]), t(1))
         .await
@@ -666,17 +559,8 @@ pub async fn deleting_a_segment_or_customer_removes_its_memberships(store: &dyn 
 
     store.delete_customer(&cid("c1")).await.unwrap();
     assert!(store.customer(&cid("c1")).await.unwrap().is_none());
-    store
-        .create_customer(&new_customer("c1"), t(3))
-        .await
-        .unwrap();
-    assert!(
-        store
-            .customer_segments(&cid("c1"), t(4))
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    store.create_customer(&new_customer("c1"), t(3)).await.unwrap();
+    assert!(store.customer_segments(&cid("c1"), t(4)).await.unwrap().is_empty());
 }
 
 pub async fn customers_are_listed_by_segment_and_active_flag(store: &dyn Store) {
@@ -687,20 +571,14 @@ pub async fn customers_are_listed_by_segment_and_active_flag(store: &dyn Store) 
         c.active = active;
         store.create_customer(&c, t(0)).await.unwrap();
         if i != 3 {
-            store
-                .change_segments(&c.id, &add(&[&ski]), t(1))
-                .await
-                .unwrap();
+            store.change_segments(&c.id, &add(&[&ski]), t(1)).await.unwrap();
         }
     }
     let both = CustomerFilter {
         segment: Some(ski.id),
         active: Some(true),
     };
-    let page = store
-        .list_customers(&both, PageRequest::first(), t(2))
-        .await
-        .unwrap();
+    let page = store.list_customers(&both, PageRequest::first(), t(2)).await.unwrap();
     let listed: Vec<_> = page.items.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(listed, ["c0", "c2"]);
 
@@ -721,17 +599,11 @@ pub async fn customers_are_listed_by_segment_and_active_flag(store: &dyn Store) 
         )
         .await
         .unwrap();
-    assert_eq!(
-        rest.items.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
-        ["c3"]
-    );
+    assert_eq!(rest.items.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["c3"]);
 }
 
 pub async fn an_import_upserts_and_is_invisible_until_committed(store: &dyn Store) {
-    store
-        .create_customer(&new_customer("old"), t(0))
-        .await
-        .unwrap();
+    store.create_customer(&new_customer("old"), t(0)).await.unwrap();
     let line = |id: &str, city: &str| {
         CustomerUpsert::new(
             cid(id),
@@ -750,11 +622,7 @@ pub async fn an_import_upserts_and_is_invisible_until_committed(store: &dyn Stor
     let mut import = store.import_customers().await.unwrap();
     import
         .write(
-            &[
-                line("old", "Rome"),
-                line("new1", "Oslo"),
-                line("new1", "Bergen"),
-            ],
+            &[line("old", "Rome"), line("new1", "Oslo"), line("new1", "Bergen")],
             t(2),
         )
         .await
@@ -812,10 +680,7 @@ pub async fn api_keys_are_found_listed_and_revoked(store: &dyn Store) {
     assert_eq!(store.api_key("abc123").await.unwrap(), Some(key.clone()));
     assert_eq!(store.list_api_keys().await.unwrap(), vec![key.clone()]);
     store.revoke_api_key("abc123", t(2)).await.unwrap();
-    assert_eq!(
-        store.api_key("abc123").await.unwrap().unwrap().revoked_at,
-        Some(t(2))
-    );
+    assert_eq!(store.api_key("abc123").await.unwrap().unwrap().revoked_at, Some(t(2)));
     assert!(matches!(
         store.revoke_api_key("zzz", t(3)).await,
         Err(StoreError::NotFound { .. })
@@ -829,10 +694,7 @@ pub async fn target_groups_round_trip(store: &dyn Store) {
         active: true,
     };
     let created = store.create_target_group(&new).await.unwrap();
-    assert_eq!(
-        store.target_group(created.id).await.unwrap(),
-        Some(created.clone())
-    );
+    assert_eq!(store.target_group(created.id).await.unwrap(), Some(created.clone()));
     let patch = TargetGroupPatch {
         active: Some(false),
         ..Default::default()
@@ -846,4 +708,336 @@ pub async fn target_groups_round_trip(store: &dyn Store) {
     assert_eq!(listed.items, vec![updated]);
     store.delete_target_group(created.id).await.unwrap();
     assert!(store.target_group(created.id).await.unwrap().is_none());
+}
+
+fn import_service(id: &str) -> SegmentationService {
+    SegmentationService {
+        id: ServiceId::parse("id", id).unwrap(),
+        name: name(id),
+        kind: ServiceKind::Import,
+        available: true,
+    }
+}
+
+fn http_service(id: &str) -> SegmentationService {
+    let settings = HttpSettings::new("http://127.0.0.1:9/crm", None, None, None, None).unwrap();
+    SegmentationService {
+        id: ServiceId::parse("id", id).unwrap(),
+        name: name(id),
+        kind: ServiceKind::Http(settings),
+        available: true,
+    }
+}
+
+fn imported(customer: &str, group: &str, segment: &str) -> ImportedMembership {
+    ImportedMembership {
+        customer: cid(customer),
+        group: key(group),
+        segment: key(segment),
+        remove: false,
+        expires_at: None,
+    }
+}
+
+/// How many live memberships the customer has in the service's segments.
+async fn held(store: &dyn Store, customer: &str, service: &ServiceId) -> usize {
+    store
+        .customer_service_segments(&cid(customer), std::slice::from_ref(service), t(3))
+        .await
+        .unwrap()
+        .len()
+}
+
+fn service_ids(services: &[SegmentationService]) -> Vec<&str> {
+    services.iter().map(|s| s.id.as_str()).collect()
+}
+
+pub async fn the_standard_service_exists_and_new_applications_use_it(store: &dyn Store) {
+    let standard = store.service(&ServiceId::standard()).await.unwrap().unwrap();
+    assert_eq!((standard.kind, standard.available), (ServiceKind::Standard, true));
+    store.create_application(&app("shop")).await.unwrap();
+    let active = store.application_services(&app("shop").id).await.unwrap();
+    assert_eq!(service_ids(&active), ["standard"]);
+}
+
+pub async fn services_are_created_updated_and_deleted(store: &dyn Store) {
+    store.create_service(&http_service("crm")).await.unwrap();
+    store.create_service(&import_service("dmp")).await.unwrap();
+    let dup = store.create_service(&import_service("crm")).await.unwrap_err();
+    assert!(
+        matches!(dup, StoreError::Conflict { ref field, .. } if field == "id"),
+        "{dup:?}"
+    );
+    assert_eq!(
+        service_ids(&store.list_services().await.unwrap()),
+        ["crm", "dmp", "standard"]
+    );
+
+    let slower = HttpSettings::new("http://127.0.0.1:9/crm", Some(200), None, None, None).unwrap();
+    let patch = ServicePatch {
+        http: Some(slower.clone()),
+        available: Some(false),
+        ..Default::default()
+    };
+    let updated = store
+        .update_service(&ServiceId::parse("id", "crm").unwrap(), patch)
+        .await
+        .unwrap();
+    assert_eq!((updated.kind, updated.available), (ServiceKind::Http(slower), false));
+    let wrong = ServicePatch {
+        http: Some(HttpSettings::new("http://x", None, None, None, None).unwrap()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        store
+            .update_service(&ServiceId::parse("id", "dmp").unwrap(), wrong)
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+
+    assert!(matches!(
+        store.delete_service(&ServiceId::standard()).await,
+        Err(StoreError::InUse { .. })
+    ));
+    store
+        .import_memberships(&ServiceId::parse("id", "dmp").unwrap(), ImportMode::Delta, &[], t(0))
+        .await
+        .unwrap();
+    let dmp = ServiceId::parse("id", "dmp").unwrap();
+    let owned = NewSegmentGroup {
+        service: dmp.clone(),
+        name: name("x"),
+        reference: key("x"),
+        calculated: false,
+        exclusive: false,
+    };
+    store.create_segment_group(&owned).await.unwrap();
+    assert!(matches!(
+        store.delete_service(&dmp).await,
+        Err(StoreError::InUse { .. })
+    ));
+    store
+        .delete_service(&ServiceId::parse("id", "crm").unwrap())
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.delete_service(&ServiceId::parse("id", "crm").unwrap()).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+pub async fn services_are_activated_per_application(store: &dyn Store) {
+    store.create_application(&app("shop")).await.unwrap();
+    store.create_application(&app("blog")).await.unwrap();
+    store.create_service(&http_service("crm")).await.unwrap();
+    let crm = ServiceId::parse("id", "crm").unwrap();
+    let shop = app("shop").id;
+    store.set_service_active(&shop, &crm, true).await.unwrap();
+    store.set_service_active(&shop, &crm, true).await.unwrap();
+    assert_eq!(
+        service_ids(&store.application_services(&shop).await.unwrap()),
+        ["crm", "standard"]
+    );
+    assert_eq!(
+        service_ids(&store.application_services(&app("blog").id).await.unwrap()),
+        ["standard"]
+    );
+    store
+        .set_service_active(&shop, &ServiceId::standard(), false)
+        .await
+        .unwrap();
+    assert_eq!(service_ids(&store.application_services(&shop).await.unwrap()), ["crm"]);
+
+    let nowhere = ApplicationId::parse("id", "nowhere").unwrap();
+    assert!(matches!(
+        store.set_service_active(&nowhere, &crm, true).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let ghost = ServiceId::parse("id", "ghost").unwrap();
+    assert!(matches!(
+        store.set_service_active(&shop, &ghost, true).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.application_services(&nowhere).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    store.delete_application(&shop).await.unwrap();
+    store.create_application(&app("shop")).await.unwrap();
+    assert_eq!(
+        service_ids(&store.application_services(&shop).await.unwrap()),
+        ["standard"]
+    );
+}
+
+pub async fn segment_groups_belong_to_services_that_store_segments(store: &dyn Store) {
+    store.create_service(&http_service("crm")).await.unwrap();
+    store.create_service(&import_service("dmp")).await.unwrap();
+    let in_service = |service: &str| NewSegmentGroup {
+        service: ServiceId::parse("id", service).unwrap(),
+        name: name("Tier"),
+        reference: key("tier"),
+        calculated: false,
+        exclusive: true,
+    };
+    let standard = store.create_segment_group(&in_service("standard")).await.unwrap();
+    let dmp = store.create_segment_group(&in_service("dmp")).await.unwrap();
+    assert_eq!((standard.service.as_str(), dmp.service.as_str()), ("standard", "dmp"));
+    assert_eq!(store.segment_group(dmp.id).await.unwrap(), Some(dmp));
+    assert!(
+        matches!(store.create_segment_group(&in_service("crm")).await, Err(StoreError::Invalid(ref e)) if e.field == "service")
+    );
+    let err = store.create_segment_group(&in_service("ghost")).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::DanglingReference { ref field, .. } if field == "service"),
+        "{err:?}"
+    );
+}
+
+pub async fn customer_segments_are_read_per_service(store: &dyn Store) {
+    store.create_customer(&new_customer("c1"), t(0)).await.unwrap();
+    store.create_service(&import_service("dmp")).await.unwrap();
+    let dmp = ServiceId::parse("id", "dmp").unwrap();
+    let g = group(store, "interests", false).await;
+    let ski = segment(store, &g, "ski").await;
+    store.change_segments(&cid("c1"), &add(&[&ski]), t(1)).await.unwrap();
+    store
+        .import_memberships(&dmp, ImportMode::Snapshot, &[imported("c1", "value", "premium")], t(1))
+        .await
+        .unwrap();
+
+    let both = store
+        .customer_service_segments(&cid("c1"), &[ServiceId::standard(), dmp.clone()], t(2))
+        .await
+        .unwrap();
+    let names: Vec<String> = both
+        .iter()
+        .map(|(_, g)| format!("{}/{}/{}", g.group.service, g.group.reference, g.segment.reference))
+        .collect();
+    assert_eq!(names, ["dmp/value/premium", "standard/interests/ski"]);
+    assert_eq!(both[0].0.source, MembershipSource::External);
+    let standard_only = store
+        .customer_service_segments(&cid("c1"), &[ServiceId::standard()], t(2))
+        .await
+        .unwrap();
+    assert_eq!(standard_only.len(), 1);
+    assert!(
+        store
+            .customer_service_segments(&cid("c1"), &[], t(2))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let available = store.service_segments(&[dmp]).await.unwrap();
+    assert_eq!(
+        available
+            .iter()
+            .map(|g| g.segment.reference.as_str())
+            .collect::<Vec<_>>(),
+        ["premium"]
+    );
+    assert!(matches!(
+        store
+            .customer_service_segments(&cid("ghost"), &[ServiceId::standard()], t(2))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+pub async fn a_snapshot_import_replaces_the_previous_one_or_nothing(store: &dyn Store) {
+    for c in ["c1", "c2", "c3"] {
+        store.create_customer(&new_customer(c), t(0)).await.unwrap();
+    }
+    store.create_service(&import_service("dmp")).await.unwrap();
+    let dmp = ServiceId::parse("id", "dmp").unwrap();
+    let first = [
+        imported("c1", "value", "premium"),
+        imported("c2", "value", "premium"),
+        imported("c2", "value", "churn"),
+    ];
+    let summary = store
+        .import_memberships(&dmp, ImportMode::Snapshot, &first, t(1))
+        .await
+        .unwrap();
+    assert_eq!((summary.added, summary.removed, summary.segments_created), (3, 0, 2));
+
+    // A snapshot naming an unknown customer fails whole: the first one stays.
+    let failing = [
+        imported("c3", "value", "premium"),
+        imported("ghost", "value", "premium"),
+    ];
+    let err = store
+        .import_memberships(&dmp, ImportMode::Snapshot, &failing, t(2))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::DanglingReference { ref field, .. } if field == "lines[1].customer"),
+        "{err:?}"
+    );
+    assert_eq!(
+        (
+            held(store, "c1", &dmp).await,
+            held(store, "c2", &dmp).await,
+            held(store, "c3", &dmp).await
+        ),
+        (1, 2, 0)
+    );
+
+    let second = [imported("c2", "value", "premium"), imported("c3", "value", "premium")];
+    let summary = store
+        .import_memberships(&dmp, ImportMode::Snapshot, &second, t(4))
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            summary.added,
+            summary.removed,
+            summary.unchanged,
+            summary.segments_created
+        ),
+        (1, 2, 1, 0)
+    );
+    assert_eq!(
+        (
+            held(store, "c1", &dmp).await,
+            held(store, "c2", &dmp).await,
+            held(store, "c3", &dmp).await
+        ),
+        (0, 1, 1)
+    );
+    let kept = store
+        .customer_service_segments(&cid("c2"), &[ServiceId::parse("id", "dmp").unwrap()], t(5))
+        .await
+        .unwrap();
+    assert_eq!(
+        kept[0].0.assigned_at,
+        t(1),
+        "an unchanged membership keeps its assignment time"
+    );
+
+    let standard = store
+        .import_memberships(&ServiceId::standard(), ImportMode::Snapshot, &second, t(6))
+        .await;
+    assert!(matches!(standard, Err(StoreError::Invalid(_))));
+}
+
+pub async fn a_delta_import_adds_and_removes(store: &dyn Store) {
+    for c in ["c1", "c2"] {
+        store.create_customer(&new_customer(c), t(0)).await.unwrap();
+    }
+    store.create_service(&import_service("dmp")).await.unwrap();
+    let dmp = ServiceId::parse("id", "dmp").unwrap();
+    store
+        .import_memberships(&dmp, ImportMode::Delta, &[imported("c1", "value", "premium")], t(1))
+        .await
+        .unwrap();
+    let mut removal = imported("c1", "value", "premium");
+    removal.remove = true;
+    let delta = [removal, imported("c2", "value", "premium")];
+    let summary = store
+        .import_memberships(&dmp, ImportMode::Delta, &delta, t(2))
+        .await
+        .unwrap();
+    assert_eq!((summary.added, summary.removed), (1, 1));
+    assert_eq!((held(store, "c1", &dmp).await, held(store, "c2", &dmp).await), (0, 1));
 }

@@ -9,6 +9,7 @@ mod store;
 
 pub use error::{StoreError, StoreResult};
 pub use store::{
-    ApplicationStore, CustomerFilter, CustomerImport, CustomerStore, ImportSummary, KeyStore,
-    SegmentFilter, SegmentStore, Store, TargetGroupStore,
+    ApplicationStore, CustomerFilter, CustomerImport, CustomerStore, GroupedSegment, ImportMode, ImportSummary,
+    ImportedMembership, KeyStore, MembershipImportSummary, SegmentFilter, SegmentStore, ServiceStore, Store,
+    TargetGroupStore,
 };

@@ -8,10 +8,10 @@ use cohort_core::customer::CustomerUpsert;
 use cohort_core::segment::{NewSegment, NewSegmentGroup};
 use cohort_core::target_group::NewTargetGroup;
 use cohort_core::{
-    ApiKey, Application, ApplicationId, ApplicationPatch, Customer, CustomerId, CustomerPatch,
-    Membership, NameFilter, NewCustomer, Page, PageRequest, Segment, SegmentChange, SegmentGroup,
-    SegmentGroupId, SegmentGroupPatch, SegmentId, SegmentPatch, TargetGroup, TargetGroupId,
-    TargetGroupPatch, Timestamp,
+    ApiKey, Application, ApplicationId, ApplicationPatch, Customer, CustomerId, CustomerPatch, Membership, NameFilter,
+    NewCustomer, Page, PageRequest, ReferenceKey, Segment, SegmentChange, SegmentGroup, SegmentGroupId,
+    SegmentGroupPatch, SegmentId, SegmentPatch, SegmentationService, ServiceId, ServicePatch, TargetGroup,
+    TargetGroupId, TargetGroupPatch, Timestamp,
 };
 
 use crate::StoreResult;
@@ -51,9 +51,7 @@ pub trait CustomerImport: Send {
 
 /// Everything cohort keeps. Backends implement one sub-trait per aggregate.
 #[async_trait]
-pub trait Store:
-    ApplicationStore + SegmentStore + TargetGroupStore + CustomerStore + KeyStore
-{
+pub trait Store: ApplicationStore + SegmentStore + ServiceStore + TargetGroupStore + CustomerStore + KeyStore {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Applies pending migrations.
@@ -66,17 +64,9 @@ pub trait Store:
 pub trait ApplicationStore: Send + Sync + 'static {
     async fn create_application(&self, app: &Application) -> StoreResult<()>;
     async fn application(&self, id: &ApplicationId) -> StoreResult<Option<Application>>;
-    async fn update_application(
-        &self,
-        id: &ApplicationId,
-        patch: ApplicationPatch,
-    ) -> StoreResult<Application>;
+    async fn update_application(&self, id: &ApplicationId, patch: ApplicationPatch) -> StoreResult<Application>;
     async fn delete_application(&self, id: &ApplicationId) -> StoreResult<()>;
-    async fn list_applications(
-        &self,
-        filter: &NameFilter,
-        page: PageRequest,
-    ) -> StoreResult<Page<Application>>;
+    async fn list_applications(&self, filter: &NameFilter, page: PageRequest) -> StoreResult<Page<Application>>;
 }
 
 /// Segment groups and segments.
@@ -85,63 +75,105 @@ pub trait SegmentStore: Send + Sync + 'static {
     async fn create_segment_group(&self, group: &NewSegmentGroup) -> StoreResult<SegmentGroup>;
     async fn segment_group(&self, id: SegmentGroupId) -> StoreResult<Option<SegmentGroup>>;
     /// Refuses to make a group exclusive while a customer has two of its segments.
-    async fn update_segment_group(
-        &self,
-        id: SegmentGroupId,
-        patch: SegmentGroupPatch,
-    ) -> StoreResult<SegmentGroup>;
+    async fn update_segment_group(&self, id: SegmentGroupId, patch: SegmentGroupPatch) -> StoreResult<SegmentGroup>;
     /// Refuses to delete a group that still has segments.
     async fn delete_segment_group(&self, id: SegmentGroupId) -> StoreResult<()>;
-    async fn list_segment_groups(
-        &self,
-        filter: &NameFilter,
-        page: PageRequest,
-    ) -> StoreResult<Page<SegmentGroup>>;
+    async fn list_segment_groups(&self, filter: &NameFilter, page: PageRequest) -> StoreResult<Page<SegmentGroup>>;
 
     async fn create_segment(&self, segment: &NewSegment) -> StoreResult<Segment>;
     async fn segment(&self, id: SegmentId) -> StoreResult<Option<Segment>>;
     async fn update_segment(&self, id: SegmentId, patch: SegmentPatch) -> StoreResult<Segment>;
     /// Deletes the segment and every membership in it.
     async fn delete_segment(&self, id: SegmentId) -> StoreResult<()>;
-    async fn list_segments(
+    async fn list_segments(&self, filter: &SegmentFilter, page: PageRequest) -> StoreResult<Page<Segment>>;
+}
+
+/// A stored segment with its group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupedSegment {
+    pub group: SegmentGroup,
+    pub segment: Segment,
+}
+
+/// One line of a membership import into an `import` service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedMembership {
+    pub customer: CustomerId,
+    pub group: ReferenceKey,
+    pub segment: ReferenceKey,
+    /// In a delta: remove the membership instead of adding it.
+    pub remove: bool,
+    pub expires_at: Option<Timestamp>,
+}
+
+/// How a membership import applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportMode {
+    /// The lines are the service's memberships: every other one is removed.
+    Snapshot,
+    /// The lines add and remove memberships; the others stay.
+    Delta,
+}
+
+/// What a membership import changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MembershipImportSummary {
+    pub added: u64,
+    pub removed: u64,
+    pub unchanged: u64,
+    pub segments_created: u64,
+}
+
+/// Segmentation services and their activation per application.
+#[async_trait]
+pub trait ServiceStore: Send + Sync + 'static {
+    async fn create_service(&self, service: &SegmentationService) -> StoreResult<()>;
+    async fn service(&self, id: &ServiceId) -> StoreResult<Option<SegmentationService>>;
+    async fn update_service(&self, id: &ServiceId, patch: ServicePatch) -> StoreResult<SegmentationService>;
+    /// Refuses the standard service and services that still own segment groups.
+    async fn delete_service(&self, id: &ServiceId) -> StoreResult<()>;
+    async fn list_services(&self) -> StoreResult<Vec<SegmentationService>>;
+
+    /// Activates or deactivates a service in an application (idempotent).
+    async fn set_service_active(&self, app: &ApplicationId, service: &ServiceId, active: bool) -> StoreResult<()>;
+    /// The services active in an application, available or not, by id.
+    async fn application_services(&self, app: &ApplicationId) -> StoreResult<Vec<SegmentationService>>;
+
+    /// Every stored segment of the given services.
+    async fn service_segments(&self, services: &[ServiceId]) -> StoreResult<Vec<GroupedSegment>>;
+    /// The customer's live memberships in stored segments of the given services.
+    async fn customer_service_segments(
         &self,
-        filter: &SegmentFilter,
-        page: PageRequest,
-    ) -> StoreResult<Page<Segment>>;
+        customer: &CustomerId,
+        services: &[ServiceId],
+        now: Timestamp,
+    ) -> StoreResult<Vec<(Membership, GroupedSegment)>>;
+    /// Applies a membership import to an `import` service in one transaction, creating
+    /// the groups and segments it names. Unknown customers fail the whole import.
+    async fn import_memberships(
+        &self,
+        service: &ServiceId,
+        mode: ImportMode,
+        lines: &[ImportedMembership],
+        now: Timestamp,
+    ) -> StoreResult<MembershipImportSummary>;
 }
 
 #[async_trait]
 pub trait TargetGroupStore: Send + Sync + 'static {
     async fn create_target_group(&self, group: &NewTargetGroup) -> StoreResult<TargetGroup>;
     async fn target_group(&self, id: TargetGroupId) -> StoreResult<Option<TargetGroup>>;
-    async fn update_target_group(
-        &self,
-        id: TargetGroupId,
-        patch: TargetGroupPatch,
-    ) -> StoreResult<TargetGroup>;
+    async fn update_target_group(&self, id: TargetGroupId, patch: TargetGroupPatch) -> StoreResult<TargetGroup>;
     async fn delete_target_group(&self, id: TargetGroupId) -> StoreResult<()>;
-    async fn list_target_groups(
-        &self,
-        filter: &NameFilter,
-        page: PageRequest,
-    ) -> StoreResult<Page<TargetGroup>>;
+    async fn list_target_groups(&self, filter: &NameFilter, page: PageRequest) -> StoreResult<Page<TargetGroup>>;
 }
 
 /// Customers and their segment memberships.
 #[async_trait]
 pub trait CustomerStore: Send + Sync + 'static {
-    async fn create_customer(
-        &self,
-        customer: &NewCustomer,
-        now: Timestamp,
-    ) -> StoreResult<Customer>;
+    async fn create_customer(&self, customer: &NewCustomer, now: Timestamp) -> StoreResult<Customer>;
     async fn customer(&self, id: &CustomerId) -> StoreResult<Option<Customer>>;
-    async fn update_customer(
-        &self,
-        id: &CustomerId,
-        patch: &CustomerPatch,
-        now: Timestamp,
-    ) -> StoreResult<Customer>;
+    async fn update_customer(&self, id: &CustomerId, patch: &CustomerPatch, now: Timestamp) -> StoreResult<Customer>;
     /// Deletes the customer and its memberships.
     async fn delete_customer(&self, id: &CustomerId) -> StoreResult<()>;
     async fn list_customers(
@@ -161,11 +193,7 @@ pub trait CustomerStore: Send + Sync + 'static {
         now: Timestamp,
     ) -> StoreResult<Vec<Membership>>;
     /// The customer's live (not expired) memberships, by segment id.
-    async fn customer_segments(
-        &self,
-        customer: &CustomerId,
-        now: Timestamp,
-    ) -> StoreResult<Vec<Membership>>;
+    async fn customer_segments(&self, customer: &CustomerId, now: Timestamp) -> StoreResult<Vec<Membership>>;
 }
 
 #[async_trait]

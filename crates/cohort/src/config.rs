@@ -37,9 +37,7 @@ impl Config {
             _ => None,
         };
         Ok(Self {
-            listen: listen_flag
-                .or(file.listen)
-                .unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
+            listen: listen_flag.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
             database_url: cli
                 .database_url
                 .clone()
@@ -51,7 +49,6 @@ impl Config {
 }
 
 fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
 }

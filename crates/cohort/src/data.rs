@@ -33,10 +33,7 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
 pub async fn demo(config: &Config) -> anyhow::Result<()> {
     let store = open(config).await?;
     match demo::load(&*store, SystemClock.now()).await? {
-        demo::Loaded::Loaded {
-            customers,
-            segments,
-        } => {
+        demo::Loaded::Loaded { customers, segments } => {
             println!("demo data loaded: {customers} customers, {segments} segments, 2 applications")
         }
         demo::Loaded::AlreadyPopulated => {
@@ -48,22 +45,13 @@ pub async fn demo(config: &Config) -> anyhow::Result<()> {
 
 type Parsed = (u64, Result<CustomerUpsert, Invalid>);
 
-pub async fn import_customers(
-    config: &Config,
-    file: &Path,
-    format: Option<Format>,
-) -> anyhow::Result<()> {
+pub async fn import_customers(config: &Config, file: &Path, format: Option<Format>) -> anyhow::Result<()> {
     let store = open(config).await?;
-    let format = format.unwrap_or(
-        if file
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("csv"))
-        {
-            Format::Csv
-        } else {
-            Format::Ndjson
-        },
-    );
+    let format = format.unwrap_or(if file.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) {
+        Format::Csv
+    } else {
+        Format::Ndjson
+    });
     let (input, size): (Box<dyn Read + Send>, Option<u64>) = if file == Path::new("-") {
         (Box::new(std::io::stdin()), None)
     } else {
@@ -101,10 +89,7 @@ pub async fn import_customers(
             report.failed as usize - report.errors.len()
         );
     }
-    println!(
-        "imported {} customers, {} lines failed",
-        report.written, report.failed
-    );
+    println!("imported {} customers, {} lines failed", report.written, report.failed);
     if report.failed > 0 {
         bail!("{} lines could not be imported", report.failed);
     }
@@ -143,10 +128,8 @@ fn parse(input: impl Read, format: Format, tx: mpsc::Sender<Vec<Parsed>>) -> any
 fn progress_bar(size: Option<u64>) -> ProgressBar {
     match size {
         Some(len) => ProgressBar::new(len).with_style(
-            ProgressStyle::with_template(
-                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .expect("a valid progress template"),
+            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .expect("a valid progress template"),
         ),
         None => ProgressBar::new_spinner(),
     }
@@ -159,11 +142,7 @@ pub async fn export_customers(config: &Config) -> anyhow::Result<()> {
     let mut after = None;
     loop {
         let page = store
-            .list_customers(
-                &CustomerFilter::default(),
-                PageRequest::new(after, Some(1_000))?,
-                now,
-            )
+            .list_customers(&CustomerFilter::default(), PageRequest::new(after, Some(1_000))?, now)
             .await?;
         for c in &page.items {
             let line = serde_json::json!({

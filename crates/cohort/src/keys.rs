@@ -19,11 +19,7 @@ pub async fn run(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
                 .iter()
                 .map(|s| KeyScope::parse("scope", s))
                 .collect::<Result<Vec<_>, _>>()?;
-            let created = app
-                .keys
-                .create(name, scopes)
-                .await
-                .context("cannot create the key")?;
+            let created = app.keys.create(name, scopes).await.context("cannot create the key")?;
             let scopes: Vec<String> = created.key.scopes.iter().map(ToString::to_string).collect();
             println!(
                 "created key {} ({}) with scopes {}; it is shown only now:",
@@ -34,10 +30,7 @@ pub async fn run(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
             println!("{}", created.secret);
         }
         KeysCommand::List => {
-            println!(
-                "{:<14} {:<24} {:<32} {:<28} revoked",
-                "id", "name", "scopes", "created"
-            );
+            println!("{:<14} {:<24} {:<32} {:<28} revoked", "id", "name", "scopes", "created");
             for key in app.keys.list().await? {
                 let scopes: Vec<String> = key.scopes.iter().map(ToString::to_string).collect();
                 println!(
@@ -46,8 +39,7 @@ pub async fn run(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
                     key.name,
                     scopes.join(" "),
                     key.created_at.to_rfc3339(),
-                    key.revoked_at
-                        .map_or_else(|| "-".to_owned(), Timestamp::to_rfc3339)
+                    key.revoked_at.map_or_else(|| "-".to_owned(), Timestamp::to_rfc3339)
                 );
             }
         }

@@ -16,8 +16,7 @@ async fn main() -> anyhow::Result<()> {
     let config = config::Config::resolve(&cli)?;
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("COHORT_LOG")
-                .unwrap_or_else(|_| config.log.as_str().into()),
+            tracing_subscriber::EnvFilter::try_from_env("COHORT_LOG").unwrap_or_else(|_| config.log.as_str().into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

@@ -14,10 +14,7 @@ pub async fn run(config: &Config, load_demo: bool) -> anyhow::Result<()> {
     let app = App::new(store, Arc::new(SystemClock));
     if load_demo {
         match demo::load(&*app.store, app.now()).await? {
-            demo::Loaded::Loaded {
-                customers,
-                segments,
-            } => {
+            demo::Loaded::Loaded { customers, segments } => {
                 tracing::info!(customers, segments, "demo data loaded");
             }
             demo::Loaded::AlreadyPopulated => {

@@ -46,11 +46,7 @@ fn metadata() -> Value {
         .current_dir(root)
         .output()
         .expect("cargo metadata runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).expect("cargo metadata prints json")
 }
 
@@ -77,11 +73,7 @@ fn normal_closure(meta: &Value, root: &str) -> BTreeSet<String> {
     let mut stack = vec![root_id];
     while let Some(id) = stack.pop() {
         for dep in nodes[id]["deps"].as_array().unwrap() {
-            let normal = dep["dep_kinds"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|k| k["kind"].is_null());
+            let normal = dep["dep_kinds"].as_array().unwrap().iter().any(|k| k["kind"].is_null());
             let dep_id = dep["pkg"].as_str().unwrap();
             if normal && seen.insert(names[dep_id].to_owned()) {
                 stack.push(dep_id);
@@ -96,10 +88,7 @@ fn pure_crates_depend_on_no_io_async_or_json_crate() {
     let meta = metadata();
     for krate in PURE {
         let closure = normal_closure(&meta, krate);
-        let offending: Vec<_> = FORBIDDEN_CRATES
-            .iter()
-            .filter(|c| closure.contains(**c))
-            .collect();
+        let offending: Vec<_> = FORBIDDEN_CRATES.iter().filter(|c| closure.contains(**c)).collect();
         assert!(offending.is_empty(), "{krate} depends on {offending:?}");
     }
 }
@@ -117,11 +106,7 @@ fn pure_crates_never_read_the_clock_or_touch_io() {
                 } else if path.extension().is_some_and(|e| e == "rs") {
                     let text = std::fs::read_to_string(&path).unwrap();
                     for needle in FORBIDDEN_TEXT {
-                        assert!(
-                            !text.contains(needle),
-                            "{} contains `{needle}`",
-                            path.display()
-                        );
+                        assert!(!text.contains(needle), "{} contains `{needle}`", path.display());
                     }
                 }
             }
@@ -140,11 +125,7 @@ fn every_source_file_starts_with_a_header() {
                 stack.push(path);
             } else if path.extension().is_some_and(|e| e == "rs") {
                 let text = std::fs::read_to_string(&path).unwrap();
-                assert!(
-                    text.starts_with("//!"),
-                    "{} has no //! header",
-                    path.display()
-                );
+                assert!(text.starts_with("//!"), "{} has no //! header", path.display());
             }
         }
     }

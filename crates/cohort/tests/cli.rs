@@ -52,10 +52,7 @@ fn a_created_key_is_printed_alone_on_the_last_line_and_never_listed() {
 
     let listed = stdout(&cohort(dir.path(), &["keys", "list"]));
     let id = key.split('_').nth(1).unwrap();
-    assert!(
-        listed.contains(id) && listed.contains("read public:shop"),
-        "{listed}"
-    );
+    assert!(listed.contains(id) && listed.contains("read public:shop"), "{listed}");
     let secret = key.rsplit('_').next().unwrap();
     assert!(!listed.contains(secret), "the secret must never be listed");
     let stored = std::fs::read(dir.path().join("cohort-data/cohort.db")).unwrap();
@@ -73,18 +70,11 @@ fn a_created_key_is_printed_alone_on_the_last_line_and_never_listed() {
             .contains('Z')
     );
     assert!(
-        !cohort(
-            dir.path(),
-            &["keys", "create", "--name", "x", "--scope", "root"]
-        )
-        .status
-        .success()
-    );
-    assert!(
-        !cohort(dir.path(), &["keys", "revoke", "nope"])
+        !cohort(dir.path(), &["keys", "create", "--name", "x", "--scope", "root"])
             .status
             .success()
     );
+    assert!(!cohort(dir.path(), &["keys", "revoke", "nope"]).status.success());
 }
 
 #[test]
@@ -93,22 +83,14 @@ fn a_csv_import_reports_bad_rows_by_line_and_keeps_the_good_ones() {
     let csv = "id,age:number,birthdate:date,zip,active\nc1,41,1985-03-01,01234,true\nc2,forty,,,\nc 3,1,,,\nc4,,,,no\n";
     std::fs::write(dir.path().join("customers.csv"), csv).unwrap();
     let output = cohort(dir.path(), &["import", "customers", "customers.csv"]);
-    assert!(
-        !output.status.success(),
-        "a failed row makes the exit status non-zero"
-    );
+    assert!(!output.status.success(), "a failed row makes the exit status non-zero");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("line 3: age:number:"), "{stderr}");
     assert!(stderr.contains("line 4: id:"), "{stderr}");
-    assert!(
-        String::from_utf8_lossy(&output.stdout).contains("imported 2 customers, 2 lines failed")
-    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("imported 2 customers, 2 lines failed"));
 
     let exported = stdout(&cohort(dir.path(), &["export", "customers"]));
-    let lines: Vec<Value> = exported
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines: Vec<Value> = exported.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(
         lines[0]["attributes"],
@@ -166,14 +148,7 @@ fn flags_win_over_environment_which_wins_over_the_file() {
         if let Some(flag) = flag {
             command.args(["--database-url", flag]);
         }
-        assert!(
-            command
-                .arg("migrate")
-                .stdout(Stdio::null())
-                .status()
-                .unwrap()
-                .success()
-        );
+        assert!(command.arg("migrate").stdout(Stdio::null()).status().unwrap().success());
     };
     run(None, None);
     assert!(dir.path().join("from-file.db").exists());
@@ -207,11 +182,7 @@ fn serve_stops_cleanly_on_sigterm() {
         }
     };
     let mut stream = std::net::TcpStream::connect(&address).unwrap();
-    write!(
-        stream,
-        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    write!(stream, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
     let mut response = String::new();
     std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");

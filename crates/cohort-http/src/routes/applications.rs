@@ -3,9 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use cohort_core::{
-    Application, ApplicationId, ApplicationPatch, Currency, Invalid, Name, NameFilter, Origin,
-};
+use cohort_core::{Application, ApplicationId, ApplicationPatch, Currency, Invalid, Name, NameFilter, Origin};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -42,11 +40,7 @@ impl From<Application> for ApplicationBody {
             id: a.id.into_string(),
             name: a.name.into_string(),
             default_currency: a.default_currency.code().to_owned(),
-            allowed_origins: a
-                .allowed_origins
-                .iter()
-                .map(|o| o.as_str().to_owned())
-                .collect(),
+            allowed_origins: a.allowed_origins.iter().map(|o| o.as_str().to_owned()).collect(),
             enabled: a.enabled,
         }
     }
@@ -174,19 +168,13 @@ async fn update(
 ) -> ApiResult<Json<ApplicationBody>> {
     let id = app_id(&id)?;
     let patch = ApplicationPatch::try_from(body)?;
-    Ok(Json(
-        state.app.store.update_application(&id, patch).await?.into(),
-    ))
+    Ok(Json(state.app.store.update_application(&id, patch).await?.into()))
 }
 
 #[utoipa::path(delete, path = "/v1/applications/{id}", tag = "applications", params(("id" = String, Path)),
     security(("bearer" = ["admin"])),
     responses((status = 204), (status = 404, body = ProblemDocument)))]
-async fn delete(
-    _: Auth<Admin>,
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
-) -> ApiResult<StatusCode> {
+async fn delete(_: Auth<Admin>, State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<StatusCode> {
     let id = app_id(&id)?;
     state.app.store.delete_application(&id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -7,8 +7,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use cohort_app::import::attributes_from_json;
 use cohort_core::{
-    AttributeName, Customer, CustomerId, CustomerPatch, Invalid, Membership, MembershipSource,
-    NewCustomer, SegmentAdd, SegmentChange, SegmentId, Timestamp,
+    AttributeName, Customer, CustomerId, CustomerPatch, Invalid, Membership, MembershipSource, NewCustomer, SegmentAdd,
+    SegmentChange, SegmentId, Timestamp,
 };
 use cohort_store::codec::{attribute_from_json, attributes_to_json};
 use cohort_store::{CustomerFilter, StoreError};
@@ -83,12 +83,7 @@ impl TryFrom<CreateCustomer> for NewCustomer {
 
     fn try_from(c: CreateCustomer) -> Result<Self, Invalid> {
         let id = CustomerId::parse("id", &c.id)?;
-        NewCustomer::new(
-            id,
-            attributes_from_json(&c.attributes)?,
-            c.active,
-            c.profiling_consent,
-        )
+        NewCustomer::new(id, attributes_from_json(&c.attributes)?, c.active, c.profiling_consent)
     }
 }
 
@@ -244,11 +239,7 @@ async fn list(
         segment: q.segment.map(SegmentId::new),
         active: q.active,
     };
-    let found = state
-        .app
-        .store
-        .list_customers(&filter, page, state.app.now())
-        .await?;
+    let found = state.app.store.list_customers(&filter, page, state.app.now()).await?;
     Ok(Json(Listed::from_page(found, CustomerBody::from)))
 }
 
@@ -261,11 +252,7 @@ async fn create(
     ApiJson(body): ApiJson<CreateCustomer>,
 ) -> ApiResult<(StatusCode, Json<CustomerBody>)> {
     let new = NewCustomer::try_from(body)?;
-    let created = state
-        .app
-        .store
-        .create_customer(&new, state.app.now())
-        .await?;
+    let created = state.app.store.create_customer(&new, state.app.now()).await?;
     Ok((StatusCode::CREATED, Json(created.into())))
 }
 
@@ -308,11 +295,7 @@ async fn update(
 #[utoipa::path(delete, path = "/v1/customers/{id}", tag = "customers", params(("id" = String, Path)),
     security(("bearer" = ["admin"])),
     responses((status = 204), (status = 404, body = ProblemDocument)))]
-async fn delete(
-    _: Auth<Admin>,
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<String>,
-) -> ApiResult<StatusCode> {
+async fn delete(_: Auth<Admin>, State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<StatusCode> {
     let id = customer_id(&id)?;
     state.app.store.delete_customer(&id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -327,11 +310,7 @@ async fn segments(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<SegmentsBody>> {
     let id = customer_id(&id)?;
-    let memberships = state
-        .app
-        .store
-        .customer_segments(&id, state.app.now())
-        .await?;
+    let memberships = state.app.store.customer_segments(&id, state.app.now()).await?;
     Ok(Json(SegmentsBody {
         segments: memberships.into_iter().map(Into::into).collect(),
     }))
@@ -349,11 +328,7 @@ async fn change_segments(
 ) -> ApiResult<Json<SegmentsBody>> {
     let id = customer_id(&id)?;
     let change = SegmentChange::try_from(body)?;
-    let memberships = state
-        .app
-        .store
-        .change_segments(&id, &change, state.app.now())
-        .await?;
+    let memberships = state.app.store.change_segments(&id, &change, state.app.now()).await?;
     Ok(Json(SegmentsBody {
         segments: memberships.into_iter().map(Into::into).collect(),
     }))

@@ -5,6 +5,7 @@ pub mod applications;
 pub mod customers;
 pub mod segment_groups;
 pub mod segments;
+pub mod services;
 pub mod system;
 pub mod target_groups;
 
@@ -67,11 +68,8 @@ fn decode_cursor(cursor: &str) -> Result<i64, Problem> {
 /// Reads `limit` and `cursor` into a page request.
 pub fn page_request(limit: Option<u32>, cursor: Option<&str>) -> Result<PageRequest, Problem> {
     let after = cursor.map(decode_cursor).transpose()?;
-    PageRequest::new(after, limit).map_err(|e: Invalid| {
-        Problem::new(Code::InvalidQuery)
-            .field(e.field)
-            .detail(e.reason)
-    })
+    PageRequest::new(after, limit)
+        .map_err(|e: Invalid| Problem::new(Code::InvalidQuery).field(e.field).detail(e.reason))
 }
 
 #[cfg(test)]
@@ -81,9 +79,6 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_foreign_ones_are_refused() {
         assert_eq!(decode_cursor(&encode_cursor(42)).unwrap(), 42);
-        assert_eq!(
-            decode_cursor("42").unwrap_err().code.as_str(),
-            "invalid_query"
-        );
+        assert_eq!(decode_cursor("42").unwrap_err().code.as_str(), "invalid_query");
     }
 }

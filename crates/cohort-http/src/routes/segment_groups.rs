@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use cohort_core::segment::NewSegmentGroup;
 use cohort_core::{
-    Invalid, Name, NameFilter, ReferenceKey, SegmentGroup, SegmentGroupId, SegmentGroupPatch,
+    Invalid, Name, NameFilter, ReferenceKey, SegmentGroup, SegmentGroupId, SegmentGroupPatch, ServiceId,
 };
 use cohort_store::StoreError;
 use serde::{Deserialize, Serialize};
@@ -29,6 +29,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SegmentGroupBody {
     pub id: i64,
+    /// The segmentation service whose segments these are.
+    pub service: String,
     pub name: String,
     /// Programmatic key, unique among groups.
     pub reference: String,
@@ -42,6 +44,7 @@ impl From<SegmentGroup> for SegmentGroupBody {
     fn from(g: SegmentGroup) -> Self {
         Self {
             id: g.id.get(),
+            service: g.service.to_string(),
             name: g.name.into_string(),
             reference: g.reference.into_string(),
             calculated: g.calculated,
@@ -53,6 +56,8 @@ impl From<SegmentGroup> for SegmentGroupBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSegmentGroup {
+    /// `standard` (default) or an import service.
+    pub service: Option<String>,
     pub name: String,
     /// Defaults to a slug of the name.
     pub reference: Option<String>,
@@ -63,10 +68,7 @@ pub struct CreateSegmentGroup {
 }
 
 /// The given reference, or one derived from the name.
-pub(crate) fn reference_or_slug(
-    reference: Option<&str>,
-    name: &Name,
-) -> Result<ReferenceKey, Invalid> {
+pub(crate) fn reference_or_slug(reference: Option<&str>, name: &Name) -> Result<ReferenceKey, Invalid> {
     match reference {
         Some(r) => ReferenceKey::parse("reference", r),
         None => ReferenceKey::from_name(name).ok_or_else(|| {
@@ -82,9 +84,15 @@ impl TryFrom<CreateSegmentGroup> for NewSegmentGroup {
     type Error = Invalid;
 
     fn try_from(c: CreateSegmentGroup) -> Result<Self, Invalid> {
+        let service = c
+            .service
+            .map(|s| ServiceId::parse("service", &s))
+            .transpose()?
+            .unwrap_or_else(ServiceId::standard);
         let name = Name::parse("name", &c.name)?;
         let reference = reference_or_slug(c.reference.as_deref(), &name)?;
         Ok(Self {
+            service,
             name,
             reference,
             calculated: c.calculated,
@@ -108,10 +116,7 @@ impl TryFrom<UpdateSegmentGroup> for SegmentGroupPatch {
     fn try_from(u: UpdateSegmentGroup) -> Result<Self, Invalid> {
         Ok(Self {
             name: u.name.map(|n| Name::parse("name", &n)).transpose()?,
-            reference: u
-                .reference
-                .map(|r| ReferenceKey::parse("reference", &r))
-                .transpose()?,
+            reference: u.reference.map(|r| ReferenceKey::parse("reference", &r)).transpose()?,
             calculated: u.calculated,
             exclusive: u.exclusive,
         })
@@ -187,15 +192,7 @@ async fn update(
 #[utoipa::path(delete, path = "/v1/segment-groups/{id}", tag = "segments", params(("id" = i64, Path)),
     security(("bearer" = ["admin"])),
     responses((status = 204), (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
-async fn delete(
-    _: Auth<Admin>,
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<i64>,
-) -> ApiResult<StatusCode> {
-    state
-        .app
-        .store
-        .delete_segment_group(SegmentGroupId::new(id))
-        .await?;
+async fn delete(_: Auth<Admin>, State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> ApiResult<StatusCode> {
+    state.app.store.delete_segment_group(SegmentGroupId::new(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

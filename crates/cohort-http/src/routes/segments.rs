@@ -4,9 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use cohort_core::segment::NewSegment;
-use cohort_core::{
-    Invalid, Name, NameFilter, ReferenceKey, Segment, SegmentGroupId, SegmentId, SegmentPatch,
-};
+use cohort_core::{Invalid, Name, NameFilter, ReferenceKey, Segment, SegmentGroupId, SegmentId, SegmentPatch};
 use cohort_store::{SegmentFilter, StoreError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -92,10 +90,7 @@ impl TryFrom<UpdateSegment> for SegmentPatch {
         Ok(Self {
             group: u.group.map(SegmentGroupId::new),
             name: u.name.map(|n| Name::parse("name", &n)).transpose()?,
-            reference: u
-                .reference
-                .map(|r| ReferenceKey::parse("reference", &r))
-                .transpose()?,
+            reference: u.reference.map(|r| ReferenceKey::parse("reference", &r)).transpose()?,
             calculated: u.calculated,
         })
     }
@@ -172,23 +167,14 @@ async fn update(
 ) -> ApiResult<Json<SegmentBody>> {
     let patch = SegmentPatch::try_from(body)?;
     Ok(Json(
-        state
-            .app
-            .store
-            .update_segment(SegmentId::new(id), patch)
-            .await?
-            .into(),
+        state.app.store.update_segment(SegmentId::new(id), patch).await?.into(),
     ))
 }
 
 #[utoipa::path(delete, path = "/v1/segments/{id}", tag = "segments", params(("id" = i64, Path)),
     security(("bearer" = ["admin"])),
     responses((status = 204), (status = 404, body = ProblemDocument)))]
-async fn delete(
-    _: Auth<Admin>,
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<i64>,
-) -> ApiResult<StatusCode> {
+async fn delete(_: Auth<Admin>, State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> ApiResult<StatusCode> {
     state.app.store.delete_segment(SegmentId::new(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -13,9 +13,7 @@ use crate::AppState;
 use crate::problem::{Code, Problem, ProblemDocument};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(healthz))
-        .routes(routes!(metrics))
+    OpenApiRouter::new().routes(routes!(healthz)).routes(routes!(metrics))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

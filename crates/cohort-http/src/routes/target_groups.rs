@@ -4,9 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use cohort_core::target_group::NewTargetGroup;
-use cohort_core::{
-    Invalid, Name, NameFilter, TargetGroup, TargetGroupId, TargetGroupPatch, Threshold,
-};
+use cohort_core::{Invalid, Name, NameFilter, TargetGroup, TargetGroupId, TargetGroupPatch, Threshold};
 use cohort_store::StoreError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -90,10 +88,7 @@ impl TryFrom<UpdateTargetGroup> for TargetGroupPatch {
     fn try_from(u: UpdateTargetGroup) -> Result<Self, Invalid> {
         Ok(Self {
             name: u.name.map(|n| Name::parse("name", &n)).transpose()?,
-            threshold: u
-                .threshold
-                .map(|t| Threshold::parse("threshold", t))
-                .transpose()?,
+            threshold: u.threshold.map(|t| Threshold::parse("threshold", t)).transpose()?,
             active: u.active,
         })
     }
@@ -167,15 +162,7 @@ async fn update(
 #[utoipa::path(delete, path = "/v1/target-groups/{id}", tag = "target groups", params(("id" = i64, Path)),
     security(("bearer" = ["admin"])),
     responses((status = 204), (status = 404, body = ProblemDocument)))]
-async fn delete(
-    _: Auth<Admin>,
-    State(state): State<AppState>,
-    ApiPath(id): ApiPath<i64>,
-) -> ApiResult<StatusCode> {
-    state
-        .app
-        .store
-        .delete_target_group(TargetGroupId::new(id))
-        .await?;
+async fn delete(_: Auth<Admin>, State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> ApiResult<StatusCode> {
+    state.app.store.delete_target_group(TargetGroupId::new(id)).await?;
     Ok(StatusCode::NO_CONTENT)
 }

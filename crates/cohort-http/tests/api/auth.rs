@@ -36,7 +36,10 @@ async fn operations(app: &crate::helpers::TestApp) -> Vec<Operation> {
                         .collect()
                 })
                 .unwrap_or_default();
-            let concrete = path.replace("{id}", "1");
+            let concrete = path
+                .replace("{id}", "1")
+                .replace("{app}", "shop")
+                .replace("{service}", "standard");
             ops.push(Operation {
                 method: method.to_uppercase().parse().unwrap(),
                 path: concrete,
@@ -51,11 +54,7 @@ async fn operations(app: &crate::helpers::TestApp) -> Vec<Operation> {
 async fn every_v1_route_declares_a_scope_and_refuses_missing_or_wrong_keys() {
     let app = spawn_app().await;
     let ops = operations(&app).await;
-    assert!(
-        ops.len() >= 20,
-        "the spec lists only {} operations",
-        ops.len()
-    );
+    assert!(ops.len() >= 20, "the spec lists only {} operations", ops.len());
     for op in &ops {
         if !op.path.starts_with("/v1/") {
             continue;
@@ -68,24 +67,9 @@ async fn every_v1_route_declares_a_scope_and_refuses_missing_or_wrong_keys() {
             op.path
         );
         let url = format!("{}{}", app.base, op.path);
-        let bare = app
-            .client
-            .request(op.method.clone(), &url)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            bare.status(),
-            401,
-            "{} {} without a key",
-            op.method,
-            op.path
-        );
-        for wrong in [
-            "ck_000000000000_bogus",
-            "not-a-key",
-            &format!("{}x", app.admin),
-        ] {
+        let bare = app.client.request(op.method.clone(), &url).send().await.unwrap();
+        assert_eq!(bare.status(), 401, "{} {} without a key", op.method, op.path);
+        for wrong in ["ck_000000000000_bogus", "not-a-key", &format!("{}x", app.admin)] {
             let response = app
                 .client
                 .request(op.method.clone(), &url)
@@ -93,17 +77,8 @@ async fn every_v1_route_declares_a_scope_and_refuses_missing_or_wrong_keys() {
                 .send()
                 .await
                 .unwrap();
-            assert_eq!(
-                response.status(),
-                401,
-                "{} {} with key {wrong}",
-                op.method,
-                op.path
-            );
-            assert_eq!(
-                response.headers()["content-type"],
-                "application/problem+json"
-            );
+            assert_eq!(response.status(), 401, "{} {} with key {wrong}", op.method, op.path);
+            assert_eq!(response.headers()["content-type"], "application/problem+json");
         }
     }
 }
@@ -117,11 +92,7 @@ async fn a_key_without_the_declared_scope_is_forbidden_and_one_with_it_passes() 
         ("ingest", &app.ingest),
         ("public:shop", &app.public_shop),
     ];
-    for op in operations(&app)
-        .await
-        .iter()
-        .filter(|op| op.path.starts_with("/v1/"))
-    {
+    for op in operations(&app).await.iter().filter(|op| op.path.starts_with("/v1/")) {
         let needed = &op.scopes[0];
         for (scope, key) in keys {
             let allowed = scope == "admin" || scope == needed;
@@ -141,11 +112,7 @@ async fn a_key_without_the_declared_scope_is_forbidden_and_one_with_it_passes() 
                     op.path
                 );
             } else {
-                assert_eq!(
-                    status, 403,
-                    "{} {} with {scope} (needs {needed})",
-                    op.method, op.path
-                );
+                assert_eq!(status, 403, "{} {} with {scope} (needs {needed})", op.method, op.path);
             }
         }
     }
@@ -155,12 +122,7 @@ async fn a_key_without_the_declared_scope_is_forbidden_and_one_with_it_passes() 
 async fn system_routes_need_no_key() {
     let app = spawn_app().await;
     for path in ["/healthz", "/metrics", "/openapi.json"] {
-        let response = app
-            .client
-            .get(format!("{}{path}", app.base))
-            .send()
-            .await
-            .unwrap();
+        let response = app.client.get(format!("{}{path}", app.base)).send().await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
     }
 }

@@ -7,31 +7,17 @@ use crate::helpers::{TestApp, problem, spawn_app};
 
 async fn segments_fixture(app: &TestApp) -> (i64, i64, i64) {
     let tiers = app
-        .create(
-            "/v1/segment-groups",
-            json!({"name": "Tier", "exclusive": true}),
-        )
+        .create("/v1/segment-groups", json!({"name": "Tier", "exclusive": true}))
         .await;
-    let interests = app
-        .create("/v1/segment-groups", json!({"name": "Interests"}))
-        .await;
+    let interests = app.create("/v1/segment-groups", json!({"name": "Interests"})).await;
     let silver = app
-        .create(
-            "/v1/segments",
-            json!({"group": tiers["id"], "name": "Silver"}),
-        )
+        .create("/v1/segments", json!({"group": tiers["id"], "name": "Silver"}))
         .await;
     let gold = app
-        .create(
-            "/v1/segments",
-            json!({"group": tiers["id"], "name": "Gold"}),
-        )
+        .create("/v1/segments", json!({"group": tiers["id"], "name": "Gold"}))
         .await;
     let ski = app
-        .create(
-            "/v1/segments",
-            json!({"group": interests["id"], "name": "Ski"}),
-        )
+        .create("/v1/segments", json!({"group": interests["id"], "name": "Ski"}))
         .await;
     (
         silver["id"].as_i64().unwrap(),
@@ -54,19 +40,14 @@ fn segment_ids(body: &Value) -> Vec<i64> {
 #[tokio::test]
 async fn a_customer_round_trips_with_typed_attributes_and_merges_updates() {
     let app = spawn_app().await;
-    let attributes = json!({"birthdate": "1985-03-01", "zip": "01234", "score": 12.5, "orders": 3, "vip": true, "tags": ["ski"]});
+    let attributes =
+        json!({"birthdate": "1985-03-01", "zip": "01234", "score": 12.5, "orders": 3, "vip": true, "tags": ["ski"]});
     let created = app
-        .create(
-            "/v1/customers",
-            json!({"id": "C-1", "attributes": attributes}),
-        )
+        .create("/v1/customers", json!({"id": "C-1", "attributes": attributes}))
         .await;
     assert_eq!(created["attributes"], attributes);
     assert_eq!(
-        (
-            created["active"].clone(),
-            created["profiling_consent"].clone()
-        ),
+        (created["active"].clone(), created["profiling_consent"].clone()),
         (json!(true), json!(false))
     );
     assert_eq!(created["created_at"], "2026-09-21T14:13:20Z");
@@ -83,11 +64,7 @@ async fn a_customer_round_trips_with_typed_attributes_and_merges_updates() {
     assert!(updated["attributes"].get("zip").is_none());
     assert_eq!(updated["updated_at"], "2026-09-21T14:13:21Z");
     assert_eq!(
-        app.get("/v1/customers/C-1")
-            .await
-            .json::<Value>()
-            .await
-            .unwrap(),
+        app.get("/v1/customers/C-1").await.json::<Value>().await.unwrap(),
         updated
     );
 
@@ -98,17 +75,9 @@ async fn a_customer_round_trips_with_typed_attributes_and_merges_updates() {
 #[tokio::test]
 async fn bad_customer_input_names_the_field_and_changes_nothing() {
     let app = spawn_app().await;
-    app.create(
-        "/v1/customers",
-        json!({"id": "C-1", "attributes": {"city": "Lyon"}}),
-    )
-    .await;
-    let before = app
-        .get("/v1/customers/C-1")
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+    app.create("/v1/customers", json!({"id": "C-1", "attributes": {"city": "Lyon"}}))
+        .await;
+    let before = app.get("/v1/customers/C-1").await.json::<Value>().await.unwrap();
     let cases = [
         (
             Method::POST,
@@ -165,11 +134,7 @@ async fn bad_customer_input_names_the_field_and_changes_nothing() {
         assert_eq!(p["field"], field, "{body}");
     }
     assert_eq!(
-        app.get("/v1/customers/C-1")
-            .await
-            .json::<Value>()
-            .await
-            .unwrap(),
+        app.get("/v1/customers/C-1").await.json::<Value>().await.unwrap(),
         before
     );
     problem(app.get("/v1/customers/x").await, 404, "not_found").await;
@@ -203,26 +168,15 @@ async fn segments_are_added_and_removed_atomically() {
     let failing = app
         .post("/v1/customers/C-1/segments", json!({"add": [silver, gold]}))
         .await;
-    assert_eq!(
-        problem(failing, 400, "invalid_field").await["field"],
-        "add[1].segment"
-    );
+    assert_eq!(problem(failing, 400, "invalid_field").await["field"], "add[1].segment");
     let failing = app
         .post(
             "/v1/customers/C-1/segments",
             json!({"add": [{"segment": gold, "source": "magic"}]}),
         )
         .await;
-    assert_eq!(
-        problem(failing, 400, "invalid_field").await["field"],
-        "add[0].source"
-    );
-    let unchanged: Value = app
-        .get("/v1/customers/C-1/segments")
-        .await
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(problem(failing, 400, "invalid_field").await["field"], "add[0].source");
+    let unchanged: Value = app.get("/v1/customers/C-1/segments").await.json().await.unwrap();
     assert_eq!(segment_ids(&unchanged), vec![silver, ski]);
 
     // Gold replaces silver in the exclusive tier group; ski is removed.
@@ -244,9 +198,7 @@ async fn segments_are_added_and_removed_atomically() {
         .await
         .unwrap();
     assert_eq!(members["items"][0]["id"], "C-1");
-    let missing = app
-        .post("/v1/customers/nobody/segments", json!({"add": [gold]}))
-        .await;
+    let missing = app.post("/v1/customers/nobody/segments", json!({"add": [gold]})).await;
     problem(missing, 404, "not_found").await;
 }
 
@@ -261,20 +213,10 @@ async fn an_expired_membership_stops_counting() {
         json!({"add": [{"segment": ski, "expires_at": soon}]}),
     )
     .await;
-    let body: Value = app
-        .get("/v1/customers/C-1/segments")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = app.get("/v1/customers/C-1/segments").await.json().await.unwrap();
     assert_eq!(segment_ids(&body), vec![ski]);
     app.clock.advance_micros(60_000_000);
-    let body: Value = app
-        .get("/v1/customers/C-1/segments")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = app.get("/v1/customers/C-1/segments").await.json().await.unwrap();
     assert_eq!(segment_ids(&body), Vec::<i64>::new());
 }
 
@@ -290,8 +232,7 @@ async fn bulk(app: &TestApp, body: &str) -> reqwest::Response {
 #[tokio::test]
 async fn a_bulk_upsert_writes_every_line() {
     let app = spawn_app().await;
-    app.create("/v1/customers", json!({"id": "old", "active": false}))
-        .await;
+    app.create("/v1/customers", json!({"id": "old", "active": false})).await;
     let lines = "{\"id\":\"old\",\"attributes\":{\"city\":\"Rome\"}}\n\n{\"id\":\"new\",\"profiling_consent\":true}\n";
     let response = bulk(&app, lines).await;
     assert_eq!(response.status(), 200);
@@ -338,8 +279,5 @@ async fn metrics_count_requests_per_route() {
         .await
         .unwrap();
     assert!(text.contains(r#"route="/v1/customers/{id}""#), "{text}");
-    assert!(
-        text.contains("http_request_duration_seconds_bucket"),
-        "{text}"
-    );
+    assert!(text.contains("http_request_duration_seconds_bucket"), "{text}");
 }

@@ -16,26 +16,15 @@ async fn an_application_is_created_read_updated_listed_and_deleted() {
             "allowed_origins": ["https://Shop.Example.com"]}),
         )
         .await;
-    assert_eq!(
-        created["allowed_origins"],
-        json!(["https://shop.example.com"])
-    );
+    assert_eq!(created["allowed_origins"], json!(["https://shop.example.com"]));
     assert_eq!(created["enabled"], true);
     assert_eq!(
-        app.get("/v1/applications/shop")
-            .await
-            .json::<Value>()
-            .await
-            .unwrap(),
+        app.get("/v1/applications/shop").await.json::<Value>().await.unwrap(),
         created
     );
 
     let updated: Value = app
-        .send_json(
-            Method::PATCH,
-            "/v1/applications/shop",
-            json!({"enabled": false}),
-        )
+        .send_json(Method::PATCH, "/v1/applications/shop", json!({"enabled": false}))
         .await
         .json()
         .await
@@ -45,12 +34,7 @@ async fn an_application_is_created_read_updated_listed_and_deleted() {
         (json!(false), json!("Shop"))
     );
 
-    let listed: Value = app
-        .get("/v1/applications?name=sho")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = app.get("/v1/applications?name=sho").await.json().await.unwrap();
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
 
     let deleted = app
@@ -120,9 +104,7 @@ async fn malformed_json_wrong_media_types_and_oversize_bodies_get_problems() {
             .send()
     };
     problem(
-        send(b"{\"name\": ".to_vec(), "application/json")
-            .await
-            .unwrap(),
+        send(b"{\"name\": ".to_vec(), "application/json").await.unwrap(),
         400,
         "invalid_json",
     )
@@ -134,20 +116,13 @@ async fn malformed_json_wrong_media_types_and_oversize_bodies_get_problems() {
     )
     .await;
     problem(
-        send(b"{\"name\": \"x\"}".to_vec(), "text/plain")
-            .await
-            .unwrap(),
+        send(b"{\"name\": \"x\"}".to_vec(), "text/plain").await.unwrap(),
         415,
         "unsupported_media_type",
     )
     .await;
     let huge = format!("{{\"name\": \"{}\"}}", "x".repeat(2 << 20)).into_bytes();
-    problem(
-        send(huge, "application/json").await.unwrap(),
-        413,
-        "payload_too_large",
-    )
-    .await;
+    problem(send(huge, "application/json").await.unwrap(), 413, "payload_too_large").await;
     let listed: Value = app.get("/v1/target-groups").await.json().await.unwrap();
     assert_eq!(listed["items"], json!([]));
 }
@@ -163,18 +138,8 @@ async fn unknown_routes_and_methods_get_problems() {
         .unwrap();
     problem(put, 405, "method_not_allowed").await;
     problem(app.get("/v1/segments?limit=0").await, 400, "invalid_query").await;
-    problem(
-        app.get("/v1/segments?colour=red").await,
-        400,
-        "invalid_query",
-    )
-    .await;
-    problem(
-        app.get("/v1/segments?cursor=abc").await,
-        400,
-        "invalid_query",
-    )
-    .await;
+    problem(app.get("/v1/segments?colour=red").await, 400, "invalid_query").await;
+    problem(app.get("/v1/segments?cursor=abc").await, 400, "invalid_query").await;
     problem(app.get("/v1/segments/not-a-number").await, 404, "not_found").await;
 }
 
@@ -182,16 +147,11 @@ async fn unknown_routes_and_methods_get_problems() {
 async fn segments_live_in_groups_with_references_unique_per_group() {
     let app = spawn_app().await;
     let group = app
-        .create(
-            "/v1/segment-groups",
-            json!({"name": "Loyalty tier", "exclusive": true}),
-        )
+        .create("/v1/segment-groups", json!({"name": "Loyalty tier", "exclusive": true}))
         .await;
     assert_eq!(group["reference"], "loyalty-tier");
     let gid = group["id"].as_i64().unwrap();
-    let gold = app
-        .create("/v1/segments", json!({"group": gid, "name": "Gold"}))
-        .await;
+    let gold = app.create("/v1/segments", json!({"group": gid, "name": "Gold"})).await;
     assert_eq!(
         (gold["reference"].clone(), gold["group"].clone()),
         (json!("gold"), json!(gid))
@@ -204,30 +164,18 @@ async fn segments_live_in_groups_with_references_unique_per_group() {
         )
         .await;
     assert_eq!(problem(dup, 409, "conflict").await["field"], "reference");
-    let dangling = app
-        .post("/v1/segments", json!({"group": 999, "name": "Lost"}))
-        .await;
-    assert_eq!(
-        problem(dangling, 422, "dangling_reference").await["field"],
-        "group"
-    );
+    let dangling = app.post("/v1/segments", json!({"group": 999, "name": "Lost"})).await;
+    assert_eq!(problem(dangling, 422, "dangling_reference").await["field"], "group");
     let dup_group = app
         .post(
             "/v1/segment-groups",
             json!({"name": "Other", "reference": "loyalty-tier"}),
         )
         .await;
-    assert_eq!(
-        problem(dup_group, 409, "conflict").await["field"],
-        "reference"
-    );
+    assert_eq!(problem(dup_group, 409, "conflict").await["field"], "reference");
 
     let in_use = app
-        .request(
-            Method::DELETE,
-            &format!("/v1/segment-groups/{gid}"),
-            &app.admin,
-        )
+        .request(Method::DELETE, &format!("/v1/segment-groups/{gid}"), &app.admin)
         .send()
         .await
         .unwrap();
@@ -268,15 +216,9 @@ async fn lists_are_paged_with_cursors() {
             None => break,
         }
     }
-    assert_eq!(
-        seen,
-        (0..7).map(|i| format!("Group {i}")).collect::<Vec<_>>()
-    );
+    assert_eq!(seen, (0..7).map(|i| format!("Group {i}")).collect::<Vec<_>>());
     let bad = app
         .post("/v1/target-groups", json!({"name": "Zero", "threshold": 0}))
         .await;
-    assert_eq!(
-        problem(bad, 400, "invalid_field").await["field"],
-        "threshold"
-    );
+    assert_eq!(problem(bad, 400, "invalid_field").await["field"], "threshold");
 }
