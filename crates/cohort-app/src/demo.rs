@@ -1,6 +1,7 @@
-//! The demo data set: two storefronts and an app, several thousand customers with
-//! plausible attributes, and segments by age group, country, loyalty tier and
-//! interests, so a new user sees something real at once. Deterministic (seeded).
+//! The demo data set: two storefronts, several thousand customers with plausible
+//! attributes, segments by age group, country, loyalty tier and interests (standard
+//! service), and value segments pushed by a CRM (an import service active in the EU
+//! shop only), so a new user sees something real at once. Deterministic (seeded).
 
 use std::collections::HashMap;
 
@@ -11,7 +12,8 @@ use cohort_core::{
     Application, ApplicationId, AttributeName, AttributeValue, Attributes, Currency, CustomerId, MembershipSource,
     Name, NameFilter, Origin, PageRequest, ReferenceKey, Segment, SegmentAdd, SegmentChange, Threshold, Timestamp,
 };
-use cohort_store::{Store, StoreResult};
+use cohort_core::{SegmentationService, ServiceId, ServiceKind};
+use cohort_store::{ImportMode, ImportedMembership, Store, StoreResult};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -208,9 +210,46 @@ pub async fn load(store: &dyn Store, now: Timestamp) -> StoreResult<Loaded> {
         let change = SegmentChange::new(add, vec![]).expect("demo segments are distinct");
         store.change_segments(&person.id, &change, now).await?;
     }
+
+    // A second source: memberships a CRM pushes, used by the EU web shop only.
+    let crm = SegmentationService {
+        id: ServiceId::parse("id", "crm").expect("demo id"),
+        name: name("CRM (imported)"),
+        kind: ServiceKind::Import,
+        available: true,
+    };
+    store.create_service(&crm).await?;
+    store
+        .set_service_active(&ApplicationId::parse("id", "web-shop").expect("demo id"), &crm.id, true)
+        .await?;
+    let mut lines = Vec::new();
+    for person in &people {
+        let number = |k: &str| match person.attributes.get(&attribute(k)) {
+            Some(AttributeValue::Number(n)) => *n,
+            _ => 0.0,
+        };
+        let mut push = |segment: &str| {
+            lines.push(ImportedMembership {
+                customer: person.id.clone(),
+                group: reference("value"),
+                segment: reference(segment),
+                remove: false,
+                expires_at: None,
+            })
+        };
+        if number("total_spent") >= 3_000.0 {
+            push("high-value");
+        }
+        if number("orders_count") >= 30.0 {
+            push("frequent-buyer");
+        }
+    }
+    let imported = store
+        .import_memberships(&crm.id, ImportMode::Snapshot, &lines, now)
+        .await?;
     Ok(Loaded::Loaded {
         customers: people.len(),
-        segments: segments.len(),
+        segments: segments.len() + imported.segments_created as usize,
     })
 }
 

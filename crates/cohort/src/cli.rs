@@ -78,6 +78,18 @@ pub enum ImportWhat {
         #[arg(long, value_enum)]
         format: Option<Format>,
     },
+    /// Push memberships into an import service from NDJSON lines
+    /// `{"customer": "c1", "segment": "group/segment", "remove": false}`.
+    Segments {
+        file: PathBuf,
+        /// The import service receiving them.
+        #[arg(long)]
+        service: String,
+        /// Apply the lines as additions and removals instead of replacing the service's
+        /// memberships with them.
+        #[arg(long)]
+        delta: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

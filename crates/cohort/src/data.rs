@@ -161,3 +161,50 @@ pub async fn export_customers(config: &Config) -> anyhow::Result<()> {
     out.flush()?;
     Ok(())
 }
+
+pub async fn import_segments(config: &Config, file: &Path, service: &str, delta: bool) -> anyhow::Result<()> {
+    let service = cohort_core::ServiceId::parse("service", service)?;
+    let store = open(config).await?;
+    let input: Box<dyn Read> = if file == Path::new("-") {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(File::open(file).with_context(|| format!("cannot open {}", file.display()))?)
+    };
+    let (mut lines, mut failed) = (Vec::new(), 0u64);
+    for (i, line) in BufReader::new(input).lines().enumerate() {
+        let line = line.context("cannot read the input")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match cohort_app::import::parse_membership_line(&line) {
+            Ok(parsed) if !delta && parsed.remove => {
+                failed += 1;
+                eprintln!(
+                    "line {}: remove: a snapshot lists memberships: use --delta to remove",
+                    i + 1
+                );
+            }
+            Ok(parsed) => lines.push(parsed),
+            Err(e) => {
+                failed += 1;
+                eprintln!("line {}: {}: {}", i + 1, e.field, e.reason);
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} lines are invalid: nothing was imported");
+    }
+    let mode = if delta {
+        cohort_store::ImportMode::Delta
+    } else {
+        cohort_store::ImportMode::Snapshot
+    };
+    let summary = store
+        .import_memberships(&service, mode, &lines, SystemClock.now())
+        .await?;
+    println!(
+        "{} memberships added, {} removed, {} unchanged, {} segments created",
+        summary.added, summary.removed, summary.unchanged, summary.segments_created
+    );
+    Ok(())
+}

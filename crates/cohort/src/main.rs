@@ -29,6 +29,9 @@ async fn main() -> anyhow::Result<()> {
         cli::Command::Import {
             what: cli::ImportWhat::Customers { file, format },
         } => data::import_customers(&config, &file, format).await,
+        cli::Command::Import {
+            what: cli::ImportWhat::Segments { file, service, delta },
+        } => data::import_segments(&config, &file, &service, delta).await,
         cli::Command::Export {
             what: cli::ExportWhat::Customers,
         } => data::export_customers(&config).await,
