@@ -6,6 +6,7 @@
 //! with rules are newtypes whose `parse` is the only way in, so everything past the
 //! HTTP edge can trust them.
 
+pub mod activity;
 pub mod application;
 pub mod attributes;
 pub mod customer;
@@ -19,6 +20,7 @@ pub mod service;
 pub mod target_group;
 pub mod timestamp;
 
+pub use activity::{Activity, ActivityFilter, ActivityId, ActivityType, Order, OrderItem};
 pub use application::{Application, ApplicationPatch, Currency, Origin};
 pub use attributes::{AttributeName, AttributeValue, Attributes, ValueKind};
 pub use customer::{Customer, CustomerPatch, CustomerUpsert, NewCustomer};
@@ -29,6 +31,7 @@ pub use membership::{
     Membership, MembershipPlan, MembershipSource, SegmentAdd, SegmentChange, SegmentPlace, plan as plan_membership,
 };
 pub use page::{NameFilter, Page, PageRequest};
+pub use rust_decimal::Decimal;
 pub use segment::{NewSegment, NewSegmentGroup, Segment, SegmentGroup, SegmentGroupPatch, SegmentPatch};
 pub use service::{HttpSettings, QualifiedSegment, SegmentationService, ServiceId, ServiceKind, ServicePatch};
 pub use target_group::{NewTargetGroup, TargetGroup, TargetGroupPatch, Threshold};

@@ -4,6 +4,7 @@
 //! write lock inside the process; reads use a pool of their own under WAL. Durability:
 //! `synchronous = FULL`, so an acknowledged write survives a crash or power loss.
 
+mod activities;
 mod applications;
 mod customers;
 mod error;

@@ -20,6 +20,26 @@ pub(crate) async fn customer_seq(conn: &mut SqliteConnection, customer: &Custome
         .ok_or_else(|| StoreError::not_found("customer", customer))
 }
 
+/// Seqs of the given customers that exist, by id.
+pub(crate) async fn customer_seqs<'a>(
+    conn: &mut SqliteConnection,
+    ids: impl Iterator<Item = &'a str>,
+) -> StoreResult<HashMap<String, i64>> {
+    let wanted: Vec<&str> = ids.collect::<std::collections::HashSet<_>>().into_iter().collect();
+    let mut seqs = HashMap::with_capacity(wanted.len());
+    for chunk in wanted.chunks(1_000) {
+        let list = serde_json::to_string(chunk).expect("strings serialize");
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT id, seq FROM customers WHERE id IN (SELECT value FROM json_each($1))")
+                .bind(list)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db)?;
+        seqs.extend(rows);
+    }
+    Ok(seqs)
+}
+
 pub(crate) fn membership_from_row(customer: &CustomerId, row: &SqliteRow) -> StoreResult<Membership> {
     Ok(Membership {
         customer: customer.clone(),

@@ -333,22 +333,7 @@ impl ServiceStore for SqliteStore {
 
 /// Customer seqs of every customer the lines name; an unknown one fails the import.
 async fn customer_seqs(conn: &mut SqliteConnection, lines: &[ImportedMembership]) -> StoreResult<HashMap<String, i64>> {
-    let mut seqs = HashMap::new();
-    let wanted: Vec<&str> = lines
-        .iter()
-        .map(|l| l.customer.as_str())
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    for chunk in wanted.chunks(1_000) {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT id, seq FROM customers WHERE id IN (SELECT value FROM json_each($1))")
-                .bind(json_strings(chunk.iter().copied()))
-                .fetch_all(&mut *conn)
-                .await
-                .map_err(db)?;
-        seqs.extend(rows);
-    }
+    let seqs = crate::memberships::customer_seqs(conn, lines.iter().map(|l| l.customer.as_str())).await?;
     if let Some((i, line)) = lines
         .iter()
         .enumerate()

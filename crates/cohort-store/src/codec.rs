@@ -4,7 +4,8 @@
 //! as dates); scope lists as space-separated text; origin lists as JSON arrays.
 
 use cohort_core::{
-    AttributeName, AttributeValue, Attributes, HttpSettings, KeyScope, MembershipSource, Origin, ServiceKind,
+    AttributeName, AttributeValue, Attributes, Currency, Decimal, HttpSettings, KeyScope, MembershipSource, Order,
+    OrderItem, Origin, ServiceKind,
 };
 use serde_json::{Map, Number, Value};
 
@@ -140,6 +141,52 @@ pub fn decode_service_kind(kind: &str, config: &str) -> Result<ServiceKind, Stor
         }
         other => Err(corrupt(format!("unknown kind {other}"))),
     }
+}
+
+/// An order as stored: decimals as strings, so nothing is rounded.
+pub fn encode_order(order: &Order) -> String {
+    serde_json::json!({
+        "total": order.total.to_string(),
+        "currency": order.currency.code(),
+        "items": order.items.iter().map(|i| serde_json::json!({
+            "sku": i.sku,
+            "quantity": i.quantity,
+            "unit_price": i.unit_price.to_string(),
+            "categories": i.categories,
+        })).collect::<Vec<_>>(),
+    })
+    .to_string()
+}
+
+pub fn decode_order(text: &str) -> Result<Order, StoreError> {
+    let corrupt = |e: String| StoreError::Backend(format!("stored order is not valid: {e}"));
+    let v: Value = serde_json::from_str(text).map_err(|e| corrupt(e.to_string()))?;
+    let decimal = |v: &Value| {
+        v.as_str()
+            .and_then(|s| s.parse::<Decimal>().ok())
+            .ok_or_else(|| corrupt("bad decimal".into()))
+    };
+    let currency =
+        Currency::parse("currency", v["currency"].as_str().unwrap_or("")).map_err(|e| corrupt(e.to_string()))?;
+    let items = v["items"]
+        .as_array()
+        .ok_or_else(|| corrupt("no items".into()))?
+        .iter()
+        .map(|i| {
+            let categories = i["categories"]
+                .as_array()
+                .map(|c| c.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect());
+            OrderItem::new(
+                "items",
+                i["sku"].as_str().unwrap_or(""),
+                i["quantity"].as_i64().unwrap_or(0),
+                decimal(&i["unit_price"])?,
+                categories.unwrap_or_default(),
+            )
+            .map_err(|e| corrupt(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Order::new(decimal(&v["total"])?, currency, items).map_err(|e| corrupt(e.to_string()))
 }
 
 /// Reads a stored value into a domain type, reporting a corrupt row as a backend failure.

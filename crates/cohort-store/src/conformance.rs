@@ -47,6 +47,11 @@ macro_rules! conformance_suite {
             customer_segments_are_read_per_service,
             a_snapshot_import_replaces_the_previous_one_or_nothing,
             a_delta_import_adds_and_removes,
+            activities_are_recorded_listed_and_filtered,
+            a_retried_activity_is_a_duplicate_not_a_second_record,
+            an_unknown_customer_fails_a_whole_activity_batch,
+            recorded_activities_queue_their_customers_for_building,
+            deleting_a_customer_deletes_its_activities,
         );
     };
     (@each $fresh:path, $attrs:tt $name:ident $(, $rest:ident)* $(,)?) => {
@@ -1040,4 +1045,179 @@ pub async fn a_delta_import_adds_and_removes(store: &dyn Store) {
         .unwrap();
     assert_eq!((summary.added, summary.removed), (1, 1));
     assert_eq!((held(store, "c1", &dmp).await, held(store, "c2", &dmp).await), (0, 1));
+}
+
+fn activity(id: &str, customer: &str, kind: &str, at: i64) -> Activity {
+    let order = (kind == "order").then(|| {
+        let item = OrderItem::new("items[0]", "SKU-1", 2, Decimal::new(1999, 2), vec!["ski".into()]).unwrap();
+        Order::new(Decimal::new(3998, 2), Currency::parse("c", "EUR").unwrap(), vec![item]).unwrap()
+    });
+    Activity::new(
+        ActivityId::parse("id", id).unwrap(),
+        cid(customer),
+        ActivityType::parse("type", kind).unwrap(),
+        t(at),
+        attrs(&[("channel", AttributeValue::String("web".into()))]),
+        order,
+    )
+    .unwrap()
+}
+
+pub async fn activities_are_recorded_listed_and_filtered(store: &dyn Store) {
+    store.create_customer(&new_customer("c1"), t(0)).await.unwrap();
+    store.create_customer(&new_customer("c2"), t(0)).await.unwrap();
+    let batch = [
+        activity("a1", "c1", "order", 10),
+        activity("a2", "c1", "login", 20),
+        activity("a3", "c1", "order", 30),
+        activity("a4", "c2", "order", 40),
+    ];
+    let summary = store.record_activities(&batch, t(50)).await.unwrap();
+    assert_eq!((summary.recorded, summary.duplicates), (4, 0));
+
+    let all = store
+        .list_activities(&cid("c1"), &ActivityFilter::default(), PageRequest::first())
+        .await
+        .unwrap();
+    assert_eq!(
+        all.items,
+        batch[..3].to_vec(),
+        "stored whole, order and decimals included"
+    );
+    let orders = ActivityFilter {
+        kind: Some(ActivityType::parse("t", "order").unwrap()),
+        ..Default::default()
+    };
+    let listed = store
+        .list_activities(&cid("c1"), &orders, PageRequest::first())
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.items.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
+        ["a1", "a3"]
+    );
+    let window = ActivityFilter {
+        since: Some(t(20)),
+        until: Some(t(30)),
+        ..Default::default()
+    };
+    let listed = store
+        .list_activities(&cid("c1"), &window, PageRequest::first())
+        .await
+        .unwrap();
+    assert_eq!(listed.items.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(), ["a2"]);
+    let first = store
+        .list_activities(
+            &cid("c1"),
+            &ActivityFilter::default(),
+            PageRequest::new(None, Some(2)).unwrap(),
+        )
+        .await
+        .unwrap();
+    let rest = store
+        .list_activities(
+            &cid("c1"),
+            &ActivityFilter::default(),
+            PageRequest::new(first.next, Some(2)).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((first.items.len(), rest.items.len(), rest.next), (2, 1, None));
+    let missing = store
+        .list_activities(&cid("ghost"), &ActivityFilter::default(), PageRequest::first())
+        .await;
+    assert!(matches!(missing, Err(StoreError::NotFound { .. })));
+}
+
+pub async fn a_retried_activity_is_a_duplicate_not_a_second_record(store: &dyn Store) {
+    store.create_customer(&new_customer("c1"), t(0)).await.unwrap();
+    store
+        .record_activities(&[activity("a1", "c1", "login", 10)], t(11))
+        .await
+        .unwrap();
+    let retry = store
+        .record_activities(
+            &[activity("a1", "c1", "login", 10), activity("a2", "c1", "login", 12)],
+            t(13),
+        )
+        .await
+        .unwrap();
+    assert_eq!((retry.recorded, retry.duplicates), (1, 1));
+    let twice = store
+        .record_activities(
+            &[activity("a3", "c1", "login", 14), activity("a3", "c1", "login", 14)],
+            t(15),
+        )
+        .await
+        .unwrap();
+    assert_eq!((twice.recorded, twice.duplicates), (1, 1));
+    let all = store
+        .list_activities(&cid("c1"), &ActivityFilter::default(), PageRequest::first())
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), 3);
+}
+
+pub async fn an_unknown_customer_fails_a_whole_activity_batch(store: &dyn Store) {
+    store.create_customer(&new_customer("c1"), t(0)).await.unwrap();
+    let batch = [activity("a1", "c1", "login", 10), activity("a2", "ghost", "login", 11)];
+    let err = store.record_activities(&batch, t(12)).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::DanglingReference { ref field, .. } if field == "lines[1].customer"),
+        "{err:?}"
+    );
+    let all = store
+        .list_activities(&cid("c1"), &ActivityFilter::default(), PageRequest::first())
+        .await
+        .unwrap();
+    assert!(all.items.is_empty());
+    assert!(store.queued_for_building(10).await.unwrap().is_empty());
+}
+
+pub async fn recorded_activities_queue_their_customers_for_building(store: &dyn Store) {
+    for c in ["c1", "c2", "c3"] {
+        store.create_customer(&new_customer(c), t(0)).await.unwrap();
+    }
+    store
+        .record_activities(
+            &[activity("a1", "c2", "login", 1), activity("a2", "c1", "login", 2)],
+            t(3),
+        )
+        .await
+        .unwrap();
+    store
+        .record_activities(&[activity("a3", "c2", "login", 4)], t(5))
+        .await
+        .unwrap();
+    let queued = store.queued_for_building(10).await.unwrap();
+    // Oldest first; customers queued by one batch come in the order they were created.
+    assert_eq!(queued.iter().map(CustomerId::as_str).collect::<Vec<_>>(), ["c1", "c2"]);
+    assert_eq!(store.queued_for_building(1).await.unwrap().len(), 1);
+    store.built(&[cid("c2")]).await.unwrap();
+    assert_eq!(store.queued_for_building(10).await.unwrap(), vec![cid("c1")]);
+}
+
+pub async fn deleting_a_customer_deletes_its_activities(store: &dyn Store) {
+    store.create_customer(&new_customer("c1"), t(0)).await.unwrap();
+    store
+        .record_activities(&[activity("a1", "c1", "order", 1)], t(2))
+        .await
+        .unwrap();
+    store.delete_customer(&cid("c1")).await.unwrap();
+    store.create_customer(&new_customer("c1"), t(3)).await.unwrap();
+    let all = store
+        .list_activities(&cid("c1"), &ActivityFilter::default(), PageRequest::first())
+        .await
+        .unwrap();
+    assert!(all.items.is_empty());
+    assert!(store.queued_for_building(10).await.unwrap().is_empty());
+    // The id of a deleted activity can be used again.
+    assert_eq!(
+        store
+            .record_activities(&[activity("a1", "c1", "order", 4)], t(5))
+            .await
+            .unwrap()
+            .recorded,
+        1
+    );
 }

@@ -9,7 +9,7 @@ mod store;
 
 pub use error::{StoreError, StoreResult};
 pub use store::{
-    ApplicationStore, CustomerFilter, CustomerImport, CustomerStore, GroupedSegment, ImportMode, ImportSummary,
-    ImportedMembership, KeyStore, MembershipImportSummary, SegmentFilter, SegmentStore, ServiceStore, Store,
-    TargetGroupStore,
+    ActivityStore, ApplicationStore, CustomerFilter, CustomerImport, CustomerStore, GroupedSegment, ImportMode,
+    ImportSummary, ImportedMembership, KeyStore, MembershipImportSummary, RecordSummary, SegmentFilter, SegmentStore,
+    ServiceStore, Store, TargetGroupStore,
 };

@@ -8,10 +8,10 @@ use cohort_core::customer::CustomerUpsert;
 use cohort_core::segment::{NewSegment, NewSegmentGroup};
 use cohort_core::target_group::NewTargetGroup;
 use cohort_core::{
-    ApiKey, Application, ApplicationId, ApplicationPatch, Customer, CustomerId, CustomerPatch, Membership, NameFilter,
-    NewCustomer, Page, PageRequest, ReferenceKey, Segment, SegmentChange, SegmentGroup, SegmentGroupId,
-    SegmentGroupPatch, SegmentId, SegmentPatch, SegmentationService, ServiceId, ServicePatch, TargetGroup,
-    TargetGroupId, TargetGroupPatch, Timestamp,
+    Activity, ActivityFilter, ApiKey, Application, ApplicationId, ApplicationPatch, Customer, CustomerId,
+    CustomerPatch, Membership, NameFilter, NewCustomer, Page, PageRequest, ReferenceKey, Segment, SegmentChange,
+    SegmentGroup, SegmentGroupId, SegmentGroupPatch, SegmentId, SegmentPatch, SegmentationService, ServiceId,
+    ServicePatch, TargetGroup, TargetGroupId, TargetGroupPatch, Timestamp,
 };
 
 use crate::StoreResult;
@@ -51,7 +51,9 @@ pub trait CustomerImport: Send {
 
 /// Everything cohort keeps. Backends implement one sub-trait per aggregate.
 #[async_trait]
-pub trait Store: ApplicationStore + SegmentStore + ServiceStore + TargetGroupStore + CustomerStore + KeyStore {
+pub trait Store:
+    ApplicationStore + SegmentStore + ServiceStore + TargetGroupStore + CustomerStore + ActivityStore + KeyStore
+{
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Applies pending migrations.
@@ -194,6 +196,35 @@ pub trait CustomerStore: Send + Sync + 'static {
     ) -> StoreResult<Vec<Membership>>;
     /// The customer's live (not expired) memberships, by segment id.
     async fn customer_segments(&self, customer: &CustomerId, now: Timestamp) -> StoreResult<Vec<Membership>>;
+}
+
+/// What recording a batch of activities did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecordSummary {
+    pub recorded: u64,
+    /// Activities whose id was already stored (retries): not recorded again.
+    pub duplicates: u64,
+}
+
+/// Activities, and the queue of customers whose segments need building again.
+#[async_trait]
+pub trait ActivityStore: Send + Sync + 'static {
+    /// Records a batch in one transaction. An activity whose id is already stored is a
+    /// retry: skipped and counted. A customer that does not exist fails the whole batch
+    /// (`lines[i].customer`). Each customer with a recorded activity is queued for
+    /// incremental segment building.
+    async fn record_activities(&self, activities: &[Activity], now: Timestamp) -> StoreResult<RecordSummary>;
+    /// A customer's activities in the order they were recorded.
+    async fn list_activities(
+        &self,
+        customer: &CustomerId,
+        filter: &ActivityFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<Activity>>;
+    /// Customers queued for segment building, oldest first.
+    async fn queued_for_building(&self, limit: u32) -> StoreResult<Vec<CustomerId>>;
+    /// Takes customers off the building queue.
+    async fn built(&self, customers: &[CustomerId]) -> StoreResult<()>;
 }
 
 #[async_trait]
