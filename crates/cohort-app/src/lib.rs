@@ -3,6 +3,7 @@
 //! It opens the store chosen by a database URL, owns the clock (injected in tests),
 //! issues and verifies API keys, parses import files and loads the demo data set.
 
+pub mod activities;
 pub mod clock;
 pub mod demo;
 pub mod external;

@@ -63,6 +63,7 @@ pub fn router(app: App) -> (Router, utoipa::openapi::OpenApi) {
     };
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::applications::router())
+        .merge(routes::activities::router())
         .merge(routes::segment_groups::router())
         .merge(routes::segments::router())
         .merge(routes::services::router())

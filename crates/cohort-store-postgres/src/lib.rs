@@ -5,6 +5,7 @@
 //! that locks the rows they change (`SELECT … FOR UPDATE`), so concurrent changes to
 //! one entity queue up instead of overwriting each other.
 
+mod activities;
 mod applications;
 mod customers;
 mod error;

@@ -4,7 +4,7 @@
 //! customer run one after the other, and holds share locks on the segments it adds and
 //! their groups, so none of them is deleted, moved or made exclusive meanwhile.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use cohort_core::membership::plan;
 use cohort_core::{CustomerId, Membership, SegmentChange, SegmentGroupId, SegmentId, SegmentPlace, Timestamp};
@@ -32,6 +32,36 @@ async fn lock_customer(conn: &mut PgConnection, customer: &CustomerId) -> StoreR
         .await
         .map_err(db)?
         .ok_or_else(|| StoreError::not_found("customer", customer))
+}
+
+/// Seqs of the customers that lines of a batch name, by id, each locked against deletion
+/// (`FOR KEY SHARE`, in seq order) until the transaction ends. The first line naming an
+/// unknown customer fails the batch (`lines[i].customer`).
+pub(crate) async fn lock_customers(
+    conn: &mut PgConnection,
+    lines: &[&CustomerId],
+) -> StoreResult<HashMap<String, i64>> {
+    let wanted: Vec<&str> = lines
+        .iter()
+        .map(|c| c.as_str())
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let seqs: HashMap<String, i64> =
+        sqlx::query_as("SELECT id, seq FROM customers WHERE id = ANY($1) ORDER BY seq FOR KEY SHARE")
+            .bind(wanted)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db)?
+            .into_iter()
+            .collect();
+    if let Some((i, customer)) = lines.iter().enumerate().find(|(_, c)| !seqs.contains_key(c.as_str())) {
+        return Err(StoreError::dangling(
+            &format!("lines[{i}].customer"),
+            format!("customer {customer} does not exist"),
+        ));
+    }
+    Ok(seqs)
 }
 
 pub(crate) fn membership_from_row(customer: &CustomerId, row: &PgRow) -> StoreResult<Membership> {

@@ -23,7 +23,7 @@ use sqlx::{PgConnection, Row};
 
 use crate::PostgresStore;
 use crate::error::{db, unique};
-use crate::memberships::{customer_seq, membership_from_row};
+use crate::memberships::{customer_seq, lock_customers, membership_from_row};
 use crate::segments::segment_from_row;
 
 /// Rows per statement when an import writes memberships.
@@ -291,7 +291,8 @@ impl ServiceStore for PostgresStore {
             Some("import") => {}
             Some(_) => return Err(Invalid::new("service", format!("{service} is not an import service")).into()),
         }
-        let customers = customer_seqs(&mut tx, lines).await?;
+        let named: Vec<&CustomerId> = lines.iter().map(|l| &l.customer).collect();
+        let customers = lock_customers(&mut tx, &named).await?;
         let (segments, created) = segment_ids(&mut tx, service, lines).await?;
 
         let existing: HashSet<(i64, i64)> = sqlx::query_as(
@@ -366,36 +367,6 @@ impl ServiceStore for PostgresStore {
         tx.commit().await.map_err(db)?;
         Ok(summary)
     }
-}
-
-/// Customer seqs of every customer the lines name, each locked against deletion until
-/// the import ends; an unknown one fails the import.
-async fn customer_seqs(conn: &mut PgConnection, lines: &[ImportedMembership]) -> StoreResult<HashMap<String, i64>> {
-    let wanted: Vec<&str> = lines
-        .iter()
-        .map(|l| l.customer.as_str())
-        .collect::<HashSet<_>>()
-        .into_iter()
-        .collect();
-    let seqs: HashMap<String, i64> =
-        sqlx::query_as("SELECT id, seq FROM customers WHERE id = ANY($1) ORDER BY seq FOR KEY SHARE")
-            .bind(wanted)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db)?
-            .into_iter()
-            .collect();
-    if let Some((i, line)) = lines
-        .iter()
-        .enumerate()
-        .find(|(_, l)| !seqs.contains_key(l.customer.as_str()))
-    {
-        return Err(StoreError::dangling(
-            &format!("lines[{i}].customer"),
-            format!("customer {} does not exist", line.customer),
-        ));
-    }
-    Ok(seqs)
 }
 
 type SegmentKeys<'a> = HashMap<(&'a str, &'a str), i64>;

@@ -46,7 +46,8 @@ impl ActivityStore for SqliteStore {
         }
         let mut seen = HashSet::new();
         let unique: Vec<&Activity> = activities.iter().filter(|a| seen.insert(a.id.as_str())).collect();
-        let mut recorded = 0;
+        // Only customers with a newly recorded activity are queued for building.
+        let (mut recorded, mut queued) = (0u64, HashSet::new());
         for chunk in unique.chunks(ROWS_PER_STATEMENT) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO activities (id, customer_seq, type, at, attributes, order_data, recorded_at) ",
@@ -60,15 +61,12 @@ impl ActivityStore for SqliteStore {
                     .push_bind(a.order.as_ref().map(encode_order))
                     .push_bind(now.unix_micros());
             });
-            insert.push(" ON CONFLICT (id) DO NOTHING");
-            recorded += insert.build().execute(&mut *tx).await.map_err(db)?.rows_affected();
+            insert.push(" ON CONFLICT (id) DO NOTHING RETURNING customer_seq");
+            let inserted: Vec<i64> = insert.build_query_scalar().fetch_all(&mut *tx).await.map_err(db)?;
+            recorded += inserted.len() as u64;
+            queued.extend(inserted);
         }
-        let queued: Vec<i64> = activities
-            .iter()
-            .map(|a| seqs[a.customer.as_str()])
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
+        let queued: Vec<i64> = queued.into_iter().collect();
         for chunk in queued.chunks(ROWS_PER_STATEMENT) {
             let mut queue = QueryBuilder::<Sqlite>::new("INSERT INTO segment_build_queue (customer_seq, queued_at) ");
             queue.push_values(chunk, |mut row, seq| {

@@ -1195,6 +1195,12 @@ pub async fn recorded_activities_queue_their_customers_for_building(store: &dyn 
     assert_eq!(store.queued_for_building(1).await.unwrap().len(), 1);
     store.built(&[cid("c2")]).await.unwrap();
     assert_eq!(store.queued_for_building(10).await.unwrap(), vec![cid("c1")]);
+    // A batch of retries records nothing and queues nobody.
+    store
+        .record_activities(&[activity("a3", "c2", "login", 4)], t(6))
+        .await
+        .unwrap();
+    assert_eq!(store.queued_for_building(10).await.unwrap(), vec![cid("c1")]);
 }
 
 pub async fn deleting_a_customer_deletes_its_activities(store: &dyn Store) {

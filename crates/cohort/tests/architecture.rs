@@ -4,13 +4,12 @@
 //! database, HTTP or JSON crate, and their sources never read the clock, a random
 //! source, the file system or the network.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use serde_json::Value;
 
-const PURE: &[&str] = &["cohort-core"];
+const PURE: &[&str] = &["cohort-core", "cohort-index"];
 const FORBIDDEN_CRATES: &[&str] = &[
     "tokio",
     "async-std",
@@ -39,55 +38,30 @@ const FORBIDDEN_TEXT: &[&str] = &[
     "std::process",
 ];
 
-fn metadata() -> Value {
+/// Names of every package `krate` depends on at build or run time (not dev), with
+/// features resolved as they are built (`cargo tree`; `cargo metadata` also lists
+/// optional dependencies that are never enabled).
+fn normal_closure(krate: &str) -> BTreeSet<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let output = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--locked"])
+        .args(["tree", "--locked", "-p", krate, "-e", "normal", "--prefix", "none", "--format", "{p}"])
         .current_dir(root)
         .output()
-        .expect("cargo metadata runs");
+        .expect("cargo tree runs");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).expect("cargo metadata prints json")
-}
-
-/// Names of every package `root` depends on at build or run time (not dev).
-fn normal_closure(meta: &Value, root: &str) -> BTreeSet<String> {
-    let names: HashMap<&str, &str> = meta["packages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| (p["id"].as_str().unwrap(), p["name"].as_str().unwrap()))
-        .collect();
-    let nodes: HashMap<&str, &Value> = meta["resolve"]["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| (n["id"].as_str().unwrap(), n))
-        .collect();
-    let root_id = names
-        .iter()
-        .find(|(_, name)| **name == root)
-        .map(|(id, _)| *id)
-        .expect("the crate is in the workspace");
-    let mut seen = BTreeSet::new();
-    let mut stack = vec![root_id];
-    while let Some(id) = stack.pop() {
-        for dep in nodes[id]["deps"].as_array().unwrap() {
-            let normal = dep["dep_kinds"].as_array().unwrap().iter().any(|k| k["kind"].is_null());
-            let dep_id = dep["pkg"].as_str().unwrap();
-            if normal && seen.insert(names[dep_id].to_owned()) {
-                stack.push(dep_id);
-            }
-        }
-    }
-    seen
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| *name != krate)
+        .map(str::to_owned)
+        .collect()
 }
 
 #[test]
 fn pure_crates_depend_on_no_io_async_or_json_crate() {
-    let meta = metadata();
     for krate in PURE {
-        let closure = normal_closure(&meta, krate);
+        let closure = normal_closure(krate);
+        assert!(!closure.is_empty(), "cargo tree listed nothing for {krate}");
         let offending: Vec<_> = FORBIDDEN_CRATES.iter().filter(|c| closure.contains(**c)).collect();
         assert!(offending.is_empty(), "{krate} depends on {offending:?}");
     }

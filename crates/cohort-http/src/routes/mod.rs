@@ -1,6 +1,7 @@
 //! The routes of the API, one module per resource, and what they share:
 //! list parameters, cursors and list bodies.
 
+pub mod activities;
 pub mod applications;
 pub mod customers;
 pub mod segment_groups;

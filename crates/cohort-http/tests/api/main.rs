@@ -1,6 +1,7 @@
 //! Black-box tests of the HTTP API: a real server on port 0 over a fresh SQLite
 //! database per test, driven with reqwest.
 
+mod activities;
 mod auth;
 mod customers;
 mod helpers;

@@ -1,0 +1,276 @@
+//! `/v1/activities`: what customers do. One activity as JSON, or a batch as NDJSON,
+//! acknowledged only once committed; a client-supplied id makes retries idempotent.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use cohort_app::activities::parse_activity;
+use cohort_core::{Activity, ActivityFilter, ActivityType, CustomerId, Timestamp};
+use cohort_store::StoreError;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{Listed, page_request};
+use crate::AppState;
+use crate::auth::{Auth, Ingest, Read};
+use crate::bulk::{LineReader, require_ndjson};
+use crate::extract::{ApiPath, ApiQuery};
+use crate::problem::{ApiResult, Code, LineProblem, Problem, ProblemDocument};
+
+/// Most activities in one NDJSON request.
+pub const MAX_BATCH: usize = 100_000;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(record)).routes(routes!(list))
+}
+
+/// What a request recorded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Recorded {
+    pub recorded: u64,
+    /// Activities whose id was already stored (retries): not recorded again.
+    pub duplicates: u64,
+    /// For a single activity: its id (the one given, or the one cohort assigned).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
+
+/// An order line.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderItemBody {
+    pub sku: String,
+    pub quantity: u32,
+    /// Decimal as a string.
+    pub unit_price: String,
+    pub categories: Vec<String>,
+}
+
+/// The order of an `order` activity.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderBody {
+    /// Decimal as a string.
+    pub total: String,
+    pub currency: String,
+    pub items: Vec<OrderItemBody>,
+}
+
+/// An activity.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActivityBody {
+    pub id: String,
+    pub customer: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// RFC 3339.
+    pub at: String,
+    #[schema(value_type = Object)]
+    pub attributes: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order: Option<OrderBody>,
+}
+
+impl From<Activity> for ActivityBody {
+    fn from(a: Activity) -> Self {
+        Self {
+            id: a.id.to_string(),
+            customer: a.customer.into_string(),
+            kind: a.kind.to_string(),
+            at: a.at.to_rfc3339(),
+            attributes: cohort_store::codec::attributes_to_json(&a.attributes),
+            order: a.order.map(|o| OrderBody {
+                total: o.total.to_string(),
+                currency: o.currency.code().to_owned(),
+                items: o
+                    .items
+                    .into_iter()
+                    .map(|i| OrderItemBody {
+                        sku: i.sku,
+                        quantity: i.quantity,
+                        unit_price: i.unit_price.to_string(),
+                        categories: i.categories,
+                    })
+                    .collect(),
+            }),
+        }
+    }
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        })
+}
+
+/// Maps `lines[i].customer` from the store to the request's line numbers.
+fn dangling(e: StoreError, numbers: &[u64]) -> Problem {
+    match e {
+        StoreError::DanglingReference { field, detail } => {
+            let index = field
+                .strip_prefix("lines[")
+                .and_then(|r| r.split(']').next())
+                .and_then(|i| i.parse::<usize>().ok());
+            let mut problem = Problem::new(Code::DanglingReference)
+                .field("customer")
+                .detail(detail.clone());
+            if let Some(line) = index.and_then(|i| numbers.get(i)) {
+                problem.lines = vec![LineProblem {
+                    line: *line,
+                    field: "customer".into(),
+                    detail,
+                }];
+            }
+            problem
+        }
+        other => other.into(),
+    }
+}
+
+/// Records one activity (`application/json`) or a batch (`application/x-ndjson`, at most
+/// 100,000 lines, all or nothing). The answer comes after the commit.
+#[utoipa::path(post, path = "/v1/activities", tag = "activities",
+    request_body(content = Object, description = "one activity as JSON, or NDJSON lines of them", content_type = "application/json"),
+    security(("bearer" = ["ingest"])),
+    responses((status = 201, body = Recorded), (status = 200, body = Recorded), (status = 400, body = ProblemDocument),
+        (status = 413, body = ProblemDocument), (status = 415, body = ProblemDocument), (status = 422, body = ProblemDocument)))]
+async fn record(
+    _: Auth<Ingest>,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Recorded>)> {
+    let now = state.app.now();
+    if is_json(&headers) {
+        let bytes = axum::body::to_bytes(body, crate::MAX_BODY)
+            .await
+            .map_err(|_| Problem::new(Code::PayloadTooLarge).detail("an activity is at most 1 MiB"))?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| Problem::new(Code::InvalidJson).detail("not UTF-8"))?;
+        let activity = parse_activity(text, now).map_err(|e| {
+            if e.reason.starts_with("invalid json") {
+                Problem::new(Code::InvalidJson).detail(e.reason)
+            } else {
+                e.into()
+            }
+        })?;
+        let id = activity.id.to_string();
+        let summary = state
+            .app
+            .store
+            .record_activities(std::slice::from_ref(&activity), now)
+            .await
+            .map_err(|e| dangling(e, &[1]))?;
+        let status = if summary.recorded == 1 {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        return Ok((
+            status,
+            Json(Recorded {
+                recorded: summary.recorded,
+                duplicates: summary.duplicates,
+                id: Some(id),
+            }),
+        ));
+    }
+    require_ndjson(&headers)
+        .map_err(|p| p.detail("expected application/json (one activity) or application/x-ndjson"))?;
+    let mut reader = LineReader::new(body);
+    let (mut activities, mut numbers, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+    while let Some((line_no, text)) = reader.next_line().await? {
+        if activities.len() + failed.len() >= MAX_BATCH {
+            return Err(Problem::new(Code::PayloadTooLarge).detail(format!("at most {MAX_BATCH} activities a request")));
+        }
+        match parse_activity(&text, now) {
+            Ok(a) => {
+                activities.push(a);
+                numbers.push(line_no);
+            }
+            Err(e) if failed.len() < 1_000 => failed.push(LineProblem {
+                line: line_no,
+                field: e.field,
+                detail: e.reason,
+            }),
+            Err(_) => {}
+        }
+    }
+    if !failed.is_empty() {
+        let mut problem = Problem::new(Code::InvalidLines).detail(format!("{} lines are invalid", failed.len()));
+        problem.lines = failed;
+        return Err(problem);
+    }
+    let summary = state
+        .app
+        .store
+        .record_activities(&activities, now)
+        .await
+        .map_err(|e| dangling(e, &numbers))?;
+    Ok((
+        StatusCode::OK,
+        Json(Recorded {
+            recorded: summary.recorded,
+            duplicates: summary.duplicates,
+            id: None,
+        }),
+    ))
+}
+
+/// Query parameters of a customer's activity list.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ActivityListParams {
+    /// Only activities of this type.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub kind: Option<String>,
+    /// RFC 3339; from this time on.
+    pub since: Option<String>,
+    /// RFC 3339; before this time.
+    pub until: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/customers/{id}/activities", tag = "activities",
+    params(("id" = String, Path), ActivityListParams), security(("bearer" = ["read"])),
+    responses((status = 200, body = Listed<ActivityBody>), (status = 400, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
+async fn list(
+    _: Auth<Read>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ActivityListParams>,
+) -> ApiResult<Json<Listed<ActivityBody>>> {
+    let customer = CustomerId::parse("id", &id).map_err(Problem::invalid)?;
+    let query = |e: cohort_core::Invalid| Problem::new(Code::InvalidQuery).field(e.field).detail(e.reason);
+    let filter = ActivityFilter {
+        kind: q
+            .kind
+            .map(|k| ActivityType::parse("type", &k))
+            .transpose()
+            .map_err(query)?,
+        since: q
+            .since
+            .map(|t| Timestamp::parse("since", &t))
+            .transpose()
+            .map_err(query)?,
+        until: q
+            .until
+            .map(|t| Timestamp::parse("until", &t))
+            .transpose()
+            .map_err(query)?,
+    };
+    let page = page_request(q.limit, q.cursor.as_deref())?;
+    let found = state.app.store.list_activities(&customer, &filter, page).await?;
+    Ok(Json(Listed::from_page(found, ActivityBody::from)))
+}

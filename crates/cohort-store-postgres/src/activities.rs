@@ -1,0 +1,210 @@
+//! Activities and the segment-building queue on PostgreSQL.
+//!
+//! Recording a batch is one transaction of a few statements, whatever its size: one
+//! lookup of its customers, which holds key share locks on them (in seq order) so none
+//! is deleted under the batch, then one `INSERT … SELECT FROM UNNEST(…)` per chunk of
+//! activities, which skips stored ids (`ON CONFLICT DO NOTHING`) and reports which
+//! customers it recorded activities for, then one insert of those customers into the
+//! building queue. Columns travel as arrays, so a statement costs one round trip and
+//! one plan.
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use cohort_core::{Activity, ActivityFilter, ActivityId, ActivityType, CustomerId, Page, PageRequest, Timestamp};
+use cohort_store::codec::{decode_attributes, decode_order, encode_attributes, encode_order, stored};
+use cohort_store::{ActivityStore, RecordSummary, StoreResult};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+
+use crate::PostgresStore;
+use crate::error::db;
+use crate::memberships::{customer_seq, lock_customers};
+
+/// Activities per INSERT: enough to amortise round trips and plans, few enough that
+/// encoding the next chunk (the client's main cost) overlaps the server's work on this one.
+const ROWS_PER_STATEMENT: usize = 1_000;
+
+/// Customers per insert into the building queue.
+const QUEUED_PER_STATEMENT: usize = 5_000;
+
+/// The columns of a batch, as the INSERT binds them.
+struct Columns<'a> {
+    ids: Vec<&'a str>,
+    customers: Vec<&'a str>,
+    kinds: Vec<&'a str>,
+    ats: Vec<i64>,
+    attributes: Vec<String>,
+    orders: Vec<Option<String>>,
+}
+
+impl<'a> Columns<'a> {
+    fn encode(activities: &[&'a Activity]) -> Self {
+        Self {
+            ids: activities.iter().map(|a| a.id.as_str()).collect(),
+            customers: activities.iter().map(|a| a.customer.as_str()).collect(),
+            kinds: activities.iter().map(|a| a.kind.as_str()).collect(),
+            ats: activities.iter().map(|a| a.at.unix_micros()).collect(),
+            attributes: activities.iter().map(|a| encode_attributes(&a.attributes)).collect(),
+            orders: activities.iter().map(|a| a.order.as_ref().map(encode_order)).collect(),
+        }
+    }
+}
+
+/// Inserts a chunk, skipping stored ids; returns how many it recorded and for which
+/// customers (seqs).
+async fn insert(
+    conn: &mut PgConnection,
+    columns: &Columns<'_>,
+    seqs: &HashMap<String, i64>,
+    now: Timestamp,
+) -> StoreResult<(u64, Vec<i64>)> {
+    let customers: Vec<i64> = columns.customers.iter().map(|c| seqs[*c]).collect();
+    // An INSERT from a single UNNEST takes the rows in array order, so seqs follow the
+    // batch and a customer's list shows its activities as they were sent.
+    let (count, recorded_for): (i64, Option<Vec<i64>>) = sqlx::query_as(
+        "WITH recorded AS (
+             INSERT INTO activities (id, customer_seq, type, at, attributes, order_data, recorded_at)
+             SELECT v.id, v.customer_seq, v.type, v.at, v.attributes::jsonb, v.order_data, $7
+             FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[])
+                 AS v (id, customer_seq, type, at, attributes, order_data)
+             ON CONFLICT (id) DO NOTHING
+             RETURNING customer_seq
+         )
+         SELECT count(*), array_agg(DISTINCT customer_seq) FROM recorded",
+    )
+    .bind(&columns.ids)
+    .bind(&customers)
+    .bind(&columns.kinds)
+    .bind(&columns.ats)
+    .bind(&columns.attributes)
+    .bind(&columns.orders)
+    .bind(now.unix_micros())
+    .fetch_one(conn)
+    .await
+    .map_err(db)?;
+    Ok((u64::try_from(count).unwrap_or(0), recorded_for.unwrap_or_default()))
+}
+
+fn from_row(customer: &CustomerId, row: &PgRow) -> StoreResult<(i64, Activity)> {
+    let order = row.get::<Option<&str>, _>("order_data").map(decode_order).transpose()?;
+    let activity = Activity {
+        id: stored(ActivityId::parse("id", row.get("id")))?,
+        customer: customer.clone(),
+        kind: stored(ActivityType::parse("type", row.get("type")))?,
+        at: Timestamp::from_unix_micros(row.get("at")),
+        attributes: decode_attributes(row.get("attributes"))?,
+        order,
+    };
+    Ok((row.get("seq"), activity))
+}
+
+#[async_trait]
+impl ActivityStore for PostgresStore {
+    async fn record_activities(&self, activities: &[Activity], now: Timestamp) -> StoreResult<RecordSummary> {
+        // Within a batch the first activity of an id wins; the others are duplicates.
+        let mut seen = HashSet::with_capacity(activities.len());
+        let unique: Vec<&Activity> = activities.iter().filter(|a| seen.insert(a.id.as_str())).collect();
+        let mut chunks = unique.chunks(ROWS_PER_STATEMENT);
+        let Some(first) = chunks.next() else {
+            return Ok(RecordSummary::default());
+        };
+        let named: Vec<&CustomerId> = activities.iter().map(|a| &a.customer).collect();
+
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        // `biased` polls the statement first, which sends it; the server runs it while
+        // this task encodes the next chunk.
+        let (seqs, mut columns) =
+            tokio::join!(biased; lock_customers(&mut tx, &named), async { Columns::encode(first) });
+        let seqs = seqs?;
+        let mut recorded = 0;
+        let mut queued = HashSet::new();
+        loop {
+            let next = chunks.next();
+            let (inserted, encoded) =
+                tokio::join!(biased; insert(&mut tx, &columns, &seqs, now), async { next.map(Columns::encode) });
+            let (count, customers) = inserted?;
+            recorded += count;
+            queued.extend(customers);
+            match encoded {
+                Some(encoded) => columns = encoded,
+                None => break,
+            }
+        }
+
+        // In seq order, so concurrent batches lock queue rows in the same order.
+        let mut queued: Vec<i64> = queued.into_iter().collect();
+        queued.sort_unstable();
+        for chunk in queued.chunks(QUEUED_PER_STATEMENT) {
+            sqlx::query(
+                "INSERT INTO segment_build_queue (customer_seq, queued_at)
+                 SELECT s, $2 FROM UNNEST($1::bigint[]) AS s ORDER BY s
+                 ON CONFLICT (customer_seq) DO NOTHING",
+            )
+            .bind(chunk)
+            .bind(now.unix_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(RecordSummary {
+            recorded,
+            duplicates: activities.len() as u64 - recorded,
+        })
+    }
+
+    async fn list_activities(
+        &self,
+        customer: &CustomerId,
+        filter: &ActivityFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<Activity>> {
+        let mut conn = self.pool.acquire().await.map_err(db)?;
+        let seq = customer_seq(&mut conn, customer).await?;
+        let rows = sqlx::query(
+            "SELECT seq, id, type, at, attributes::text AS attributes, order_data FROM activities
+             WHERE customer_seq = $1 AND seq > $2 AND ($3::text IS NULL OR type = $3)
+               AND ($4::bigint IS NULL OR at >= $4) AND ($5::bigint IS NULL OR at < $5)
+             ORDER BY seq LIMIT $6",
+        )
+        .bind(seq)
+        .bind(page.after.unwrap_or(0))
+        .bind(filter.kind.as_ref().map(ActivityType::as_str))
+        .bind(filter.since.map(Timestamp::unix_micros))
+        .bind(filter.until.map(Timestamp::unix_micros))
+        .bind(i64::from(page.limit) + 1)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db)?;
+        let rows = rows
+            .iter()
+            .map(|r| from_row(customer, r))
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page::from_rows(rows, page.limit))
+    }
+
+    async fn queued_for_building(&self, limit: u32) -> StoreResult<Vec<CustomerId>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT c.id FROM segment_build_queue q JOIN customers c ON c.seq = q.customer_seq
+             ORDER BY q.queued_at, q.customer_seq LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        ids.iter().map(|id| stored(CustomerId::parse("id", id))).collect()
+    }
+
+    async fn built(&self, customers: &[CustomerId]) -> StoreResult<()> {
+        sqlx::query(
+            "DELETE FROM segment_build_queue q USING customers c
+             WHERE c.seq = q.customer_seq AND c.id = ANY($1)",
+        )
+        .bind(customers.iter().map(CustomerId::as_str).collect::<Vec<_>>())
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+}
