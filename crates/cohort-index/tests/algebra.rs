@@ -85,3 +85,21 @@ fn removals_keep_the_index_in_step() {
     let set: BTreeSet<u32> = index.evaluate(&Expr::segment(3)).iter().collect();
     assert!(set.is_empty());
 }
+
+#[test]
+fn customers_segments_are_right_beyond_the_row_slots() {
+    let mut index = SegmentIndex::new();
+    // 200 segments: the first 128 created get row slots, the rest are looked up in bitmaps.
+    for s in (0..200).rev() {
+        index.extend(s, (0..50).filter(|c| (c + s) % 7 == 0));
+    }
+    for c in 0..50 {
+        let expected: Vec<u32> = (0..200).filter(|s| (c + s) % 7 == 0).collect();
+        assert_eq!(index.segments_of(c), expected, "customer {c}");
+    }
+    index.remove_segment(199);
+    index.remove(198, 3);
+    index.extend(500, [3]);
+    let expected: Vec<u32> = (0..198).filter(|s| (3 + s) % 7 == 0).chain([500]).collect();
+    assert_eq!(index.segments_of(3), expected);
+}

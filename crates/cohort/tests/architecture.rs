@@ -8,7 +8,6 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-
 const PURE: &[&str] = &["cohort-core", "cohort-index"];
 const FORBIDDEN_CRATES: &[&str] = &[
     "tokio",
@@ -44,7 +43,9 @@ const FORBIDDEN_TEXT: &[&str] = &[
 fn normal_closure(krate: &str) -> BTreeSet<String> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let output = Command::new(env!("CARGO"))
-        .args(["tree", "--locked", "-p", krate, "-e", "normal", "--prefix", "none", "--format", "{p}"])
+        .args([
+            "tree", "--locked", "-p", krate, "-e", "normal", "--prefix", "none", "--format", "{p}",
+        ])
         .current_dir(root)
         .output()
         .expect("cargo tree runs");
