@@ -8,6 +8,7 @@ pub mod clock;
 pub mod demo;
 pub mod external;
 pub mod import;
+pub mod index;
 pub mod keys;
 mod open;
 pub mod provider;
@@ -27,17 +28,20 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub keys: Arc<Keys>,
     pub segments: Arc<provider::SegmentProvider>,
+    pub index: Arc<index::LiveIndex>,
 }
 
 impl App {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
         let keys = Arc::new(Keys::new(store.clone(), clock.clone()));
         let segments = Arc::new(provider::SegmentProvider::new(store.clone(), clock.clone()));
+        let index = Arc::new(index::LiveIndex::new(store.clone(), clock.clone()));
         Self {
             store,
             clock,
             keys,
             segments,
+            index,
         }
     }
 

@@ -8,6 +8,7 @@ mod activities;
 mod applications;
 mod customers;
 mod error;
+mod feed;
 mod import;
 mod keys;
 mod memberships;

@@ -52,6 +52,8 @@ macro_rules! conformance_suite {
             an_unknown_customer_fails_a_whole_activity_batch,
             recorded_activities_queue_their_customers_for_building,
             deleting_a_customer_deletes_its_activities,
+            the_membership_log_follows_every_change,
+            the_membership_feed_reads_a_snapshot,
         );
     };
     (@each $fresh:path, $attrs:tt $name:ident $(, $rest:ident)* $(,)?) => {
@@ -1226,4 +1228,85 @@ pub async fn deleting_a_customer_deletes_its_activities(store: &dyn Store) {
             .recorded,
         1
     );
+}
+
+async fn changes_after(store: &dyn Store, after: i64) -> Vec<(i64, Option<i64>, bool)> {
+    store
+        .membership_changes(after, 1_000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.customer, c.segment.map(SegmentId::get), c.present))
+        .collect()
+}
+
+pub async fn the_membership_log_follows_every_change(store: &dyn Store) {
+    let start = store.membership_log_end().await.unwrap();
+    store.create_customer(&new_customer("c1"), t(0)).await.unwrap();
+    let key = store.customer_key(&cid("c1")).await.unwrap().unwrap();
+    let g = group(store, "tier", true).await;
+    let (silver, gold) = (segment(store, &g, "silver").await, segment(store, &g, "gold").await);
+    store.change_segments(&cid("c1"), &add(&[&silver]), t(1)).await.unwrap();
+    store.change_segments(&cid("c1"), &add(&[&gold]), t(2)).await.unwrap();
+    let (s, gd) = (Some(silver.id.get()), Some(gold.id.get()));
+    assert_eq!(
+        changes_after(store, start).await,
+        vec![(key, None, true), (key, s, true), (key, s, false), (key, gd, true)]
+    );
+
+    let mid = store.membership_log_end().await.unwrap();
+    store.delete_customer(&cid("c1")).await.unwrap();
+    let tail = changes_after(store, mid).await;
+    assert!(
+        tail.contains(&(key, gd, false)) && tail.last() == Some(&(key, None, false)),
+        "{tail:?}"
+    );
+
+    let end = store.membership_log_end().await.unwrap();
+    store.prune_membership_log(end).await.unwrap();
+    assert!(store.membership_changes(start, 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.membership_log_end().await.unwrap(),
+        end,
+        "pruning keeps the position"
+    );
+    store.create_customer(&new_customer("c2"), t(3)).await.unwrap();
+    assert_eq!(store.membership_changes(end, 10).await.unwrap().len(), 1);
+}
+
+pub async fn the_membership_feed_reads_a_snapshot(store: &dyn Store) {
+    for c in ["c1", "c2", "c3"] {
+        store.create_customer(&new_customer(c), t(0)).await.unwrap();
+    }
+    let g = group(store, "interests", false).await;
+    let ski = segment(store, &g, "ski").await;
+    let bike = segment(store, &g, "bike").await;
+    let expiring = SegmentChange::new(
+        vec![SegmentAdd {
+            segment: ski.id,
+            source: MembershipSource::Manual,
+            expires_at: Some(t(9)),
+        }],
+        vec![],
+    )
+    .unwrap();
+    store.change_segments(&cid("c1"), &expiring, t(1)).await.unwrap();
+    store
+        .change_segments(&cid("c3"), &add(&[&ski, &bike]), t(1))
+        .await
+        .unwrap();
+
+    let keys = store.customer_keys(0, 2).await.unwrap();
+    let rest = store.customer_keys(keys[1], 10).await.unwrap();
+    assert_eq!((keys.len(), rest.len()), (2, 1));
+    let (k1, k3) = (keys[0], rest[0]);
+    assert_eq!(store.segment_ids().await.unwrap(), vec![ski.id, bike.id]);
+    let mut members = store.segment_members(ski.id).await.unwrap();
+    members.sort();
+    assert_eq!(members, vec![(k1, Some(t(9))), (k3, None)]);
+    assert_eq!(
+        store.customer_ids(&[k3, 999_999, k1]).await.unwrap(),
+        vec![cid("c3"), cid("c1")]
+    );
+    assert_eq!(store.customer_key(&cid("ghost")).await.unwrap(), None);
 }

@@ -10,6 +10,6 @@ mod store;
 pub use error::{StoreError, StoreResult};
 pub use store::{
     ActivityStore, ApplicationStore, CustomerFilter, CustomerImport, CustomerStore, GroupedSegment, ImportMode,
-    ImportSummary, ImportedMembership, KeyStore, MembershipImportSummary, RecordSummary, SegmentFilter, SegmentStore,
-    ServiceStore, Store, TargetGroupStore,
+    ImportSummary, ImportedMembership, KeyStore, MembershipChange, MembershipFeed, MembershipImportSummary,
+    RecordSummary, SegmentFilter, SegmentStore, ServiceStore, Store, TargetGroupStore,
 };

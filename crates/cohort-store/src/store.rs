@@ -52,7 +52,14 @@ pub trait CustomerImport: Send {
 /// Everything cohort keeps. Backends implement one sub-trait per aggregate.
 #[async_trait]
 pub trait Store:
-    ApplicationStore + SegmentStore + ServiceStore + TargetGroupStore + CustomerStore + ActivityStore + KeyStore
+    ApplicationStore
+    + SegmentStore
+    + ServiceStore
+    + TargetGroupStore
+    + CustomerStore
+    + ActivityStore
+    + MembershipFeed
+    + KeyStore
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
@@ -225,6 +232,41 @@ pub trait ActivityStore: Send + Sync + 'static {
     async fn queued_for_building(&self, limit: u32) -> StoreResult<Vec<CustomerId>>;
     /// Takes customers off the building queue.
     async fn built(&self, customers: &[CustomerId]) -> StoreResult<()>;
+}
+
+/// One entry of the membership log. `segment` is `None` for a customer's creation
+/// (`present`) or deletion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MembershipChange {
+    pub position: i64,
+    /// The customer's store key (its surrogate number).
+    pub customer: i64,
+    pub segment: Option<SegmentId>,
+    pub present: bool,
+    pub expires_at: Option<Timestamp>,
+}
+
+/// What an in-memory index needs to build itself and then follow every writer.
+///
+/// Build: read `membership_log_end`, then the customers and the members of each
+/// segment; then apply `membership_changes` after that position, again and again.
+#[async_trait]
+pub trait MembershipFeed: Send + Sync + 'static {
+    async fn membership_log_end(&self) -> StoreResult<i64>;
+    /// Customer keys greater than `after`, ascending, at most `limit`.
+    async fn customer_keys(&self, after: i64, limit: u32) -> StoreResult<Vec<i64>>;
+    /// Every segment id.
+    async fn segment_ids(&self) -> StoreResult<Vec<SegmentId>>;
+    /// The members of a segment (expired memberships too) with their expiry.
+    async fn segment_members(&self, segment: SegmentId) -> StoreResult<Vec<(i64, Option<Timestamp>)>>;
+    /// Log entries after `position`, in order, at most `limit`.
+    async fn membership_changes(&self, after: i64, limit: u32) -> StoreResult<Vec<MembershipChange>>;
+    /// Forgets log entries at or before `position`.
+    async fn prune_membership_log(&self, through: i64) -> StoreResult<()>;
+    /// The key of a customer.
+    async fn customer_key(&self, id: &CustomerId) -> StoreResult<Option<i64>>;
+    /// The ids of customers by key, in the order given (unknown keys are skipped).
+    async fn customer_ids(&self, keys: &[i64]) -> StoreResult<Vec<CustomerId>>;
 }
 
 #[async_trait]

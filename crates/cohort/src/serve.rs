@@ -9,6 +9,9 @@ use tokio::net::TcpListener;
 use crate::config::Config;
 use crate::data::open;
 
+/// How often the segment index follows the membership log written by other processes.
+const INDEX_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
 pub async fn run(config: &Config, load_demo: bool) -> anyhow::Result<()> {
     let store = open(config).await?;
     let app = App::new(store, Arc::new(SystemClock));
@@ -22,11 +25,18 @@ pub async fn run(config: &Config, load_demo: bool) -> anyhow::Result<()> {
             }
         }
     }
+    app.index.catch_up().await.context("cannot build the segment index")?;
+    let (stop_index, index_stopped) = tokio::sync::oneshot::channel::<()>();
+    let index = tokio::spawn(app.index.clone().run_until_stopped(INDEX_EVERY, async {
+        let _ = index_stopped.await;
+    }));
     let listener = TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(address = %listener.local_addr()?, store = app.store.backend(), "cohort is listening");
     cohort_http::serve(listener, app, shutdown_signal()).await?;
+    let _ = stop_index.send(());
+    let _ = index.await;
     tracing::info!("stopped");
     Ok(())
 }

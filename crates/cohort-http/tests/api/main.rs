@@ -5,5 +5,6 @@ mod activities;
 mod auth;
 mod customers;
 mod helpers;
+mod query;
 mod resources;
 mod services;

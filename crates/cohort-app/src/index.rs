@@ -1,0 +1,278 @@
+//! The live segment index: the roaring-bitmap index of `cohort-index`, built from the
+//! store once and then kept in step with every writer by following the membership log.
+//!
+//! Queries run on memory only. `catch_up` applies the log written since the last call
+//! (by this process or any other); the serve loop calls it every few hundred
+//! milliseconds and request handlers call it right after their own membership writes.
+//! Memberships with an expiry leave the index when their time comes (`now` from the
+//! injected clock).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use cohort_core::{CustomerId, Invalid, QualifiedSegment, SegmentId, ServiceId, Timestamp};
+use cohort_index::{Expr, SegmentIndex};
+use cohort_store::{MembershipChange, Store, StoreError, StoreResult};
+use tokio::sync::Mutex;
+
+use crate::Clock;
+
+/// Log entries applied per store read.
+const CHANGES_PER_READ: u32 = 10_000;
+/// Deepest accepted query.
+pub const MAX_DEPTH: usize = 32;
+
+/// A query as clients write it: qualified segment names combined with and/or/not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    Segment(QualifiedSegment),
+    And(Vec<Query>),
+    Or(Vec<Query>),
+    Not(Box<Query>),
+}
+
+#[derive(Default)]
+struct State {
+    index: SegmentIndex,
+    /// Log position applied so far; `None` until built.
+    position: Option<i64>,
+    /// Expiry time (micros) → memberships that end then.
+    expiring: BTreeMap<i64, Vec<(u32, u32)>>,
+    /// Current expiry of memberships that have one.
+    expiry_of: HashMap<(u32, u32), i64>,
+    /// Qualified names of stored segments.
+    names: HashMap<QualifiedSegment, SegmentId>,
+}
+
+impl State {
+    fn set(&mut self, segment: u32, customer: u32, expires_at: Option<Timestamp>, now: Timestamp) {
+        self.expiry_of.remove(&(segment, customer));
+        match expires_at {
+            Some(at) if at <= now => self.index.remove(segment, customer),
+            Some(at) => {
+                self.index.add(segment, customer);
+                self.expiry_of.insert((segment, customer), at.unix_micros());
+                self.expiring
+                    .entry(at.unix_micros())
+                    .or_default()
+                    .push((segment, customer));
+            }
+            None => self.index.add(segment, customer),
+        }
+    }
+
+    fn apply(&mut self, change: &MembershipChange, now: Timestamp) -> StoreResult<()> {
+        let customer = key(change.customer)?;
+        match change.segment {
+            None if change.present => self.index.add_customer(customer),
+            None => self.index.remove_customer(customer),
+            Some(segment) => {
+                let segment = key(segment.get())?;
+                if change.present {
+                    self.set(segment, customer, change.expires_at, now);
+                } else {
+                    self.expiry_of.remove(&(segment, customer));
+                    self.index.remove(segment, customer);
+                }
+            }
+        }
+        self.position = Some(change.position);
+        Ok(())
+    }
+
+    /// Drops memberships whose expiry has come.
+    fn sweep(&mut self, now: Timestamp) {
+        let later = self.expiring.split_off(&(now.unix_micros() + 1));
+        let due = std::mem::replace(&mut self.expiring, later);
+        for (at, pairs) in due {
+            for pair in pairs {
+                if self.expiry_of.get(&pair) == Some(&at) {
+                    self.expiry_of.remove(&pair);
+                    self.index.remove(pair.0, pair.1);
+                }
+            }
+        }
+    }
+}
+
+fn key(raw: i64) -> StoreResult<u32> {
+    u32::try_from(raw).map_err(|_| StoreError::Backend(format!("key {raw} does not fit the index")))
+}
+
+/// One page of a query's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryPage {
+    pub count: u64,
+    pub customers: Vec<CustomerId>,
+    /// Key of the last customer on the page, to continue after.
+    pub next: Option<u32>,
+}
+
+pub struct LiveIndex {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    state: RwLock<State>,
+    /// One catch-up at a time.
+    updating: Mutex<()>,
+}
+
+impl LiveIndex {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            clock,
+            state: RwLock::new(State::default()),
+            updating: Mutex::new(()),
+        }
+    }
+
+    /// Builds the index if it is not built yet, then applies the log written since.
+    pub async fn catch_up(&self) -> StoreResult<()> {
+        let _one = self.updating.lock().await;
+        let position = self.state.read().expect("index lock").position;
+        let mut position = match position {
+            Some(p) => p,
+            None => self.build().await?,
+        };
+        loop {
+            let changes = self.store.membership_changes(position, CHANGES_PER_READ).await?;
+            let Some(last) = changes.last() else { break };
+            position = last.position;
+            let now = self.clock.now();
+            let mut state = self.state.write().expect("index lock");
+            for change in &changes {
+                state.apply(change, now)?;
+            }
+            if changes.iter().any(|c| c.segment.is_some()) {
+                state.names.clear();
+            }
+        }
+        Ok(())
+    }
+
+    async fn build(&self) -> StoreResult<i64> {
+        let position = self.store.membership_log_end().await?;
+        let now = self.clock.now();
+        let mut fresh = State::default();
+        let mut after = 0;
+        loop {
+            let keys = self.store.customer_keys(after, 100_000).await?;
+            let Some(last) = keys.last() else { break };
+            after = *last;
+            for k in keys {
+                fresh.index.add_customer(key(k)?);
+            }
+        }
+        for segment in self.store.segment_ids().await? {
+            let s = key(segment.get())?;
+            let members = self.store.segment_members(segment).await?;
+            let (plain, expiring): (Vec<_>, Vec<_>) = members.into_iter().partition(|(_, e)| e.is_none());
+            fresh.index.extend(
+                s,
+                plain
+                    .into_iter()
+                    .map(|(c, _)| key(c))
+                    .collect::<StoreResult<Vec<_>>>()?,
+            );
+            for (c, expires) in expiring {
+                fresh.set(s, key(c)?, expires, now);
+            }
+        }
+        fresh.position = Some(position);
+        *self.state.write().expect("index lock") = fresh;
+        tracing::info!(position, "segment index built");
+        Ok(position)
+    }
+
+    async fn names(&self) -> StoreResult<()> {
+        if !self.state.read().expect("index lock").names.is_empty() {
+            return Ok(());
+        }
+        let services: Vec<ServiceId> = self.store.list_services().await?.into_iter().map(|s| s.id).collect();
+        let names = self
+            .store
+            .service_segments(&services)
+            .await?
+            .into_iter()
+            .map(|g| {
+                let name = QualifiedSegment {
+                    service: g.group.service,
+                    group: Some(g.group.reference),
+                    segment: g.segment.reference,
+                };
+                (name, g.segment.id)
+            })
+            .collect();
+        self.state.write().expect("index lock").names = names;
+        Ok(())
+    }
+
+    fn resolve(names: &HashMap<QualifiedSegment, SegmentId>, query: &Query, field: &str) -> Result<Expr, Invalid> {
+        Ok(match query {
+            Query::Segment(name) => {
+                let id = names
+                    .get(name)
+                    .ok_or_else(|| Invalid::new(field, format!("no stored segment is named {name}")))?;
+                Expr::Segment(u32::try_from(id.get()).map_err(|_| Invalid::new(field, "segment id out of range"))?)
+            }
+            Query::And(items) => Expr::And(Self::resolve_all(names, items, &format!("{field}.and"))?),
+            Query::Or(items) => Expr::Or(Self::resolve_all(names, items, &format!("{field}.or"))?),
+            Query::Not(inner) => Expr::not(Self::resolve(names, inner, &format!("{field}.not"))?),
+        })
+    }
+
+    fn resolve_all(
+        names: &HashMap<QualifiedSegment, SegmentId>,
+        items: &[Query],
+        field: &str,
+    ) -> Result<Vec<Expr>, Invalid> {
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, q)| Self::resolve(names, q, &format!("{field}[{i}]")))
+            .collect()
+    }
+
+    /// Counts the customers matching `query` and returns a page of them after `after`.
+    pub async fn query(&self, query: &Query, after: Option<u32>, limit: usize) -> StoreResult<QueryPage> {
+        self.catch_up().await?;
+        self.names().await?;
+        let (count, keys) = {
+            let mut state = self.state.write().expect("index lock");
+            state.sweep(self.clock.now());
+            let expr = Self::resolve(&state.names, query, "query")?;
+            if expr.depth() > MAX_DEPTH {
+                return Err(Invalid::new("query", format!("nested deeper than {MAX_DEPTH}")).into());
+            }
+            state.index.page(&expr, after, limit)
+        };
+        let next = if keys.len() == limit {
+            keys.last().copied()
+        } else {
+            None
+        };
+        let customers = self
+            .store
+            .customer_ids(&keys.iter().map(|k| i64::from(*k)).collect::<Vec<_>>())
+            .await?;
+        Ok(QueryPage { count, customers, next })
+    }
+
+    /// Keeps following the log until `stop` resolves.
+    pub async fn run_until_stopped(
+        self: Arc<Self>,
+        every: std::time::Duration,
+        stop: impl std::future::Future<Output = ()>,
+    ) {
+        tokio::pin!(stop);
+        loop {
+            if let Err(e) = self.catch_up().await {
+                tracing::warn!(error = %e, "segment index could not catch up");
+            }
+            tokio::select! {
+                () = &mut stop => break,
+                () = tokio::time::sleep(every) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The membership feed on PostgreSQL: the trigger-written log and the snapshot reads an
+//! in-memory index builds from.
+//!
+//! Positions come from an identity column. They are handed out when a row is written,
+//! not when its transaction commits, so with concurrent writers a lower position can
+//! become visible after a higher one.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use cohort_core::{CustomerId, SegmentId, Timestamp};
+use cohort_store::codec::stored;
+use cohort_store::{MembershipChange, MembershipFeed, StoreResult};
+use sqlx::Row;
+
+use crate::PostgresStore;
+use crate::error::db;
+
+#[async_trait]
+impl MembershipFeed for PostgresStore {
+    async fn membership_log_end(&self) -> StoreResult<i64> {
+        // After pruning the table may be empty: the identity sequence still knows the end
+        // (NULL until its first value, hence 0 on a fresh database).
+        sqlx::query_scalar(
+            "SELECT COALESCE(
+                 (SELECT MAX(position) FROM membership_log),
+                 (SELECT s.last_value FROM pg_sequences s
+                  WHERE format('%I.%I', s.schemaname, s.sequencename)::regclass
+                      = pg_get_serial_sequence('membership_log', 'position')::regclass),
+                 0)",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)
+    }
+
+    async fn customer_keys(&self, after: i64, limit: u32) -> StoreResult<Vec<i64>> {
+        sqlx::query_scalar("SELECT seq FROM customers WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)
+    }
+
+    async fn segment_ids(&self) -> StoreResult<Vec<SegmentId>> {
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM segments ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(ids.into_iter().map(SegmentId::new).collect())
+    }
+
+    async fn segment_members(&self, segment: SegmentId) -> StoreResult<Vec<(i64, Option<Timestamp>)>> {
+        let rows = sqlx::query("SELECT customer_seq, expires_at FROM memberships WHERE segment_id = $1")
+            .bind(segment.get())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get::<Option<i64>, _>(1).map(Timestamp::from_unix_micros)))
+            .collect())
+    }
+
+    async fn membership_changes(&self, after: i64, limit: u32) -> StoreResult<Vec<MembershipChange>> {
+        let rows = sqlx::query(
+            "SELECT position, customer_seq, segment_id, present, expires_at FROM membership_log
+             WHERE position > $1 ORDER BY position LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .iter()
+            .map(|r| MembershipChange {
+                position: r.get(0),
+                customer: r.get(1),
+                segment: r.get::<Option<i64>, _>(2).map(SegmentId::new),
+                present: r.get(3),
+                expires_at: r.get::<Option<i64>, _>(4).map(Timestamp::from_unix_micros),
+            })
+            .collect())
+    }
+
+    async fn prune_membership_log(&self, through: i64) -> StoreResult<()> {
+        sqlx::query("DELETE FROM membership_log WHERE position <= $1")
+            .bind(through)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn customer_key(&self, id: &CustomerId) -> StoreResult<Option<i64>> {
+        sqlx::query_scalar("SELECT seq FROM customers WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)
+    }
+
+    async fn customer_ids(&self, keys: &[i64]) -> StoreResult<Vec<CustomerId>> {
+        let rows: Vec<(i64, String)> = sqlx::query_as("SELECT seq, id FROM customers WHERE seq = ANY($1)")
+            .bind(keys)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db)?;
+        let by_key: HashMap<i64, String> = rows.into_iter().collect();
+        keys.iter()
+            .filter_map(|k| by_key.get(k))
+            .map(|id| stored(CustomerId::parse("id", id)))
+            .collect()
+    }
+}

@@ -1,0 +1,114 @@
+//! The membership feed on SQLite: the trigger-written log and the snapshot reads an
+//! in-memory index builds from.
+
+use async_trait::async_trait;
+use cohort_core::{CustomerId, SegmentId, Timestamp};
+use cohort_store::codec::stored;
+use cohort_store::{MembershipChange, MembershipFeed, StoreResult};
+use sqlx::Row;
+
+use crate::SqliteStore;
+use crate::error::db;
+
+#[async_trait]
+impl MembershipFeed for SqliteStore {
+    async fn membership_log_end(&self) -> StoreResult<i64> {
+        let end: Option<i64> = sqlx::query_scalar("SELECT MAX(position) FROM membership_log")
+            .fetch_one(&self.read)
+            .await
+            .map_err(db)?;
+        // After pruning the table may be empty: the AUTOINCREMENT counter still knows the end.
+        match end {
+            Some(end) => Ok(end),
+            None => sqlx::query_scalar(
+                "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'membership_log'), 0)",
+            )
+            .fetch_one(&self.read)
+            .await
+            .map_err(db),
+        }
+    }
+
+    async fn customer_keys(&self, after: i64, limit: u32) -> StoreResult<Vec<i64>> {
+        sqlx::query_scalar("SELECT seq FROM customers WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
+            .await
+            .map_err(db)
+    }
+
+    async fn segment_ids(&self) -> StoreResult<Vec<SegmentId>> {
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM segments ORDER BY id")
+            .fetch_all(&self.read)
+            .await
+            .map_err(db)?;
+        Ok(ids.into_iter().map(SegmentId::new).collect())
+    }
+
+    async fn segment_members(&self, segment: SegmentId) -> StoreResult<Vec<(i64, Option<Timestamp>)>> {
+        let rows = sqlx::query("SELECT customer_seq, expires_at FROM memberships WHERE segment_id = $1")
+            .bind(segment.get())
+            .fetch_all(&self.read)
+            .await
+            .map_err(db)?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get::<Option<i64>, _>(1).map(Timestamp::from_unix_micros)))
+            .collect())
+    }
+
+    async fn membership_changes(&self, after: i64, limit: u32) -> StoreResult<Vec<MembershipChange>> {
+        let rows = sqlx::query(
+            "SELECT position, customer_seq, segment_id, present, expires_at FROM membership_log
+             WHERE position > $1 ORDER BY position LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.read)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .iter()
+            .map(|r| MembershipChange {
+                position: r.get(0),
+                customer: r.get(1),
+                segment: r.get::<Option<i64>, _>(2).map(SegmentId::new),
+                present: r.get(3),
+                expires_at: r.get::<Option<i64>, _>(4).map(Timestamp::from_unix_micros),
+            })
+            .collect())
+    }
+
+    async fn prune_membership_log(&self, through: i64) -> StoreResult<()> {
+        sqlx::query("DELETE FROM membership_log WHERE position <= $1")
+            .bind(through)
+            .execute(&self.write)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn customer_key(&self, id: &CustomerId) -> StoreResult<Option<i64>> {
+        sqlx::query_scalar("SELECT seq FROM customers WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db)
+    }
+
+    async fn customer_ids(&self, keys: &[i64]) -> StoreResult<Vec<CustomerId>> {
+        let list = serde_json::to_string(keys).expect("numbers serialize");
+        let rows: Vec<(i64, String)> =
+            sqlx::query_as("SELECT seq, id FROM customers WHERE seq IN (SELECT value FROM json_each($1))")
+                .bind(list)
+                .fetch_all(&self.read)
+                .await
+                .map_err(db)?;
+        let by_key: std::collections::HashMap<i64, String> = rows.into_iter().collect();
+        keys.iter()
+            .filter_map(|k| by_key.get(k))
+            .map(|id| stored(CustomerId::parse("id", id)))
+            .collect()
+    }
+}
