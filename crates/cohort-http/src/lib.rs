@@ -70,6 +70,7 @@ pub fn router(app: App) -> (Router, utoipa::openapi::OpenApi) {
         .merge(routes::services::router())
         .merge(routes::target_groups::router())
         .merge(routes::customers::router())
+        .merge(routes::rights::router())
         .merge(routes::system::router())
         .split_for_parts();
     let spec = Arc::new(openapi.clone());

@@ -6,7 +6,7 @@ use cohort_core::{
     Timestamp,
 };
 use cohort_store::codec::{decode_attributes, encode_attributes, stored};
-use cohort_store::{CustomerFilter, CustomerImport, CustomerStore, StoreError, StoreResult};
+use cohort_store::{CustomerFilter, CustomerImport, CustomerStore, Deletion, StoreError, StoreResult};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
@@ -86,16 +86,52 @@ impl CustomerStore for PostgresStore {
         Ok(customer)
     }
 
-    async fn delete_customer(&self, id: &CustomerId) -> StoreResult<()> {
+    async fn delete_customer(&self, id: &CustomerId, now: Timestamp) -> StoreResult<()> {
+        // The triggers and cascades of the delete (memberships, activities, the
+        // membership log) run in this transaction too.
+        let mut tx = self.pool.begin().await.map_err(db)?;
         let done = sqlx::query("DELETE FROM customers WHERE id = $1")
             .bind(id.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::not_found("customer", id));
         }
-        Ok(())
+        sqlx::query("INSERT INTO deletions (customer_id, deleted_at) VALUES ($1, $2)")
+            .bind(id.as_str())
+            .bind(now.unix_micros())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn deletions(&self, since: Timestamp, page: PageRequest) -> StoreResult<Page<Deletion>> {
+        let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+            "SELECT seq, customer_id, deleted_at FROM deletions WHERE deleted_at >= $1 AND seq > $2
+             ORDER BY seq LIMIT $3",
+        )
+        .bind(since.unix_micros())
+        .bind(page.after.unwrap_or(0))
+        .bind(i64::from(page.limit) + 1)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        let rows = rows
+            .into_iter()
+            .map(|(seq, id, at)| {
+                let customer = stored(CustomerId::parse("customer", &id))?;
+                Ok((
+                    seq,
+                    Deletion {
+                        customer,
+                        deleted_at: Timestamp::from_unix_micros(at),
+                    },
+                ))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Page::from_rows(rows, page.limit))
     }
 
     async fn list_customers(

@@ -54,6 +54,7 @@ macro_rules! conformance_suite {
             deleting_a_customer_deletes_its_activities,
             the_membership_log_follows_every_change,
             the_membership_feed_reads_a_snapshot,
+            a_deleted_customer_leaves_only_the_deletion_log,
         );
     };
     (@each $fresh:path, $attrs:tt $name:ident $(, $rest:ident)* $(,)?) => {
@@ -200,7 +201,7 @@ pub async fn missing_entities_are_not_found(store: &dyn Store) {
         Err(StoreError::NotFound { .. })
     ));
     assert!(matches!(
-        store.delete_customer(&cid("nobody")).await,
+        store.delete_customer(&cid("nobody"), t(0)).await,
         Err(StoreError::NotFound { .. })
     ));
     assert!(matches!(
@@ -564,7 +565,7 @@ pub async fn deleting_a_segment_or_customer_removes_its_memberships(store: &dyn 
         vec![bike.id]
     );
 
-    store.delete_customer(&cid("c1")).await.unwrap();
+    store.delete_customer(&cid("c1"), t(100)).await.unwrap();
     assert!(store.customer(&cid("c1")).await.unwrap().is_none());
     store.create_customer(&new_customer("c1"), t(3)).await.unwrap();
     assert!(store.customer_segments(&cid("c1"), t(4)).await.unwrap().is_empty());
@@ -1211,7 +1212,7 @@ pub async fn deleting_a_customer_deletes_its_activities(store: &dyn Store) {
         .record_activities(&[activity("a1", "c1", "order", 1)], t(2))
         .await
         .unwrap();
-    store.delete_customer(&cid("c1")).await.unwrap();
+    store.delete_customer(&cid("c1"), t(100)).await.unwrap();
     store.create_customer(&new_customer("c1"), t(3)).await.unwrap();
     let all = store
         .list_activities(&cid("c1"), &ActivityFilter::default(), PageRequest::first())
@@ -1255,7 +1256,7 @@ pub async fn the_membership_log_follows_every_change(store: &dyn Store) {
     );
 
     let mid = store.membership_log_end().await.unwrap();
-    store.delete_customer(&cid("c1")).await.unwrap();
+    store.delete_customer(&cid("c1"), t(100)).await.unwrap();
     let tail = changes_after(store, mid).await;
     assert!(
         tail.contains(&(key, gd, false)) && tail.last() == Some(&(key, None, false)),
@@ -1309,4 +1310,56 @@ pub async fn the_membership_feed_reads_a_snapshot(store: &dyn Store) {
         vec![cid("c3"), cid("c1")]
     );
     assert_eq!(store.customer_key(&cid("ghost")).await.unwrap(), None);
+}
+
+pub async fn a_deleted_customer_leaves_only_the_deletion_log(store: &dyn Store) {
+    store.create_customer(&new_customer("c1"), t(0)).await.unwrap();
+    store.create_customer(&new_customer("c2"), t(0)).await.unwrap();
+    store.create_service(&import_service("dmp")).await.unwrap();
+    let dmp = ServiceId::parse("id", "dmp").unwrap();
+    store
+        .import_memberships(&dmp, ImportMode::Snapshot, &[imported("c1", "value", "premium")], t(1))
+        .await
+        .unwrap();
+    let g = group(store, "interests", false).await;
+    let ski = segment(store, &g, "ski").await;
+    store.change_segments(&cid("c1"), &add(&[&ski]), t(1)).await.unwrap();
+    store
+        .record_activities(&[activity("a1", "c1", "order", 2)], t(2))
+        .await
+        .unwrap();
+
+    store.delete_customer(&cid("c1"), t(10)).await.unwrap();
+    store.delete_customer(&cid("c2"), t(20)).await.unwrap();
+    assert!(store.customer(&cid("c1")).await.unwrap().is_none());
+    assert!(store.segment_members(ski.id).await.unwrap().is_empty());
+    assert!(store.queued_for_building(10).await.unwrap().is_empty());
+    let in_dmp = store.service_segments(&[dmp]).await.unwrap();
+    assert!(store.segment_members(in_dmp[0].segment.id).await.unwrap().is_empty());
+
+    let all = store.deletions(t(0), PageRequest::first()).await.unwrap();
+    let seen: Vec<(&str, Timestamp)> = all.items.iter().map(|d| (d.customer.as_str(), d.deleted_at)).collect();
+    assert_eq!(seen, [("c1", t(10)), ("c2", t(20))]);
+    let since = store.deletions(t(11), PageRequest::first()).await.unwrap();
+    assert_eq!(since.items.len(), 1);
+    let paged = store
+        .deletions(t(0), PageRequest::new(None, Some(1)).unwrap())
+        .await
+        .unwrap();
+    let rest = store
+        .deletions(t(0), PageRequest::new(paged.next, Some(1)).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        (paged.items[0].customer.as_str(), rest.items[0].customer.as_str()),
+        ("c1", "c2")
+    );
+    assert!(matches!(
+        store.delete_customer(&cid("c1"), t(30)).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(
+        store.deletions(t(0), PageRequest::first()).await.unwrap().items.len(),
+        2
+    );
 }

@@ -9,7 +9,7 @@ mod store;
 
 pub use error::{StoreError, StoreResult};
 pub use store::{
-    ActivityStore, ApplicationStore, CustomerFilter, CustomerImport, CustomerStore, GroupedSegment, ImportMode,
-    ImportSummary, ImportedMembership, KeyStore, MembershipChange, MembershipFeed, MembershipImportSummary,
+    ActivityStore, ApplicationStore, CustomerFilter, CustomerImport, CustomerStore, Deletion, GroupedSegment,
+    ImportMode, ImportSummary, ImportedMembership, KeyStore, MembershipChange, MembershipFeed, MembershipImportSummary,
     RecordSummary, SegmentFilter, SegmentStore, ServiceStore, Store, TargetGroupStore,
 };

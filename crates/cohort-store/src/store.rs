@@ -177,14 +177,24 @@ pub trait TargetGroupStore: Send + Sync + 'static {
     async fn list_target_groups(&self, filter: &NameFilter, page: PageRequest) -> StoreResult<Page<TargetGroup>>;
 }
 
+/// A deleted customer, as the deletions log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deletion {
+    pub customer: CustomerId,
+    pub deleted_at: Timestamp,
+}
+
 /// Customers and their segment memberships.
 #[async_trait]
 pub trait CustomerStore: Send + Sync + 'static {
     async fn create_customer(&self, customer: &NewCustomer, now: Timestamp) -> StoreResult<Customer>;
     async fn customer(&self, id: &CustomerId) -> StoreResult<Option<Customer>>;
     async fn update_customer(&self, id: &CustomerId, patch: &CustomerPatch, now: Timestamp) -> StoreResult<Customer>;
-    /// Deletes the customer and its memberships.
-    async fn delete_customer(&self, id: &CustomerId) -> StoreResult<()>;
+    /// Deletes the customer with its memberships and activities, and records the
+    /// deletion (id and time) in the deletions log, in one transaction.
+    async fn delete_customer(&self, id: &CustomerId, now: Timestamp) -> StoreResult<()>;
+    /// Customers deleted at or after `since`, oldest first.
+    async fn deletions(&self, since: Timestamp, page: PageRequest) -> StoreResult<Page<Deletion>>;
     async fn list_customers(
         &self,
         filter: &CustomerFilter,

@@ -297,7 +297,7 @@ async fn update(
     responses((status = 204), (status = 404, body = ProblemDocument)))]
 async fn delete(_: Auth<Admin>, State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<StatusCode> {
     let id = customer_id(&id)?;
-    state.app.store.delete_customer(&id).await?;
+    state.app.store.delete_customer(&id, state.app.now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -5,6 +5,7 @@ pub mod activities;
 pub mod applications;
 pub mod customers;
 pub mod query;
+pub mod rights;
 pub mod segment_groups;
 pub mod segments;
 pub mod services;

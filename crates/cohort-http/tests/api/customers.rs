@@ -281,3 +281,64 @@ async fn metrics_count_requests_per_route() {
     assert!(text.contains(r#"route="/v1/customers/{id}""#), "{text}");
     assert!(text.contains("http_request_duration_seconds_bucket"), "{text}");
 }
+
+#[tokio::test]
+async fn a_customer_exports_everything_and_a_deletion_leaves_only_the_log() {
+    let app = spawn_app().await;
+    let (_, gold, _) = segments_fixture(&app).await;
+    app.create("/v1/customers", json!({"id": "C-1", "attributes": {"city": "Lyon"}}))
+        .await;
+    app.post("/v1/customers/C-1/segments", json!({"add": [gold]})).await;
+    let order =
+        json!({"id": "o-1", "customer": "C-1", "type": "order", "order": {"total": "10.00", "currency": "EUR"}});
+    app.request(Method::POST, "/v1/activities", &app.ingest)
+        .json(&order)
+        .send()
+        .await
+        .unwrap();
+
+    let export: Value = app.get("/v1/customers/C-1/export").await.json().await.unwrap();
+    assert_eq!(export["customer"]["attributes"]["city"], "Lyon");
+    assert_eq!(export["memberships"][0]["segment"], "standard/tier/gold");
+    assert_eq!(export["activities"][0]["id"], "o-1");
+    let forbidden = app
+        .request(Method::GET, "/v1/customers/C-1/export", &app.read)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forbidden.status(), 403);
+
+    let deleted = app
+        .request(Method::DELETE, "/v1/customers/C-1", &app.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    problem(app.get("/v1/customers/C-1/export").await, 404, "not_found").await;
+    problem(app.get("/v1/customers/C-1/activities").await, 404, "not_found").await;
+    let log: Value = app
+        .get("/v1/deletions?since=2026-01-01T00:00:00Z")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        log["items"],
+        json!([{"customer": "C-1", "deleted_at": "2026-09-21T14:13:20Z"}])
+    );
+    let later: Value = app
+        .get("/v1/deletions?since=2027-01-01T00:00:00Z")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(later["items"], json!([]));
+
+    // Recreated under the same id, the customer starts empty.
+    app.create("/v1/customers", json!({"id": "C-1"})).await;
+    let export: Value = app.get("/v1/customers/C-1/export").await.json().await.unwrap();
+    assert_eq!(
+        (export["memberships"].clone(), export["activities"].clone()),
+        (json!([]), json!([]))
+    );
+}
