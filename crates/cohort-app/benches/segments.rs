@@ -163,7 +163,7 @@ fn provider_with_a_dead_service(c: &mut Criterion) {
             &format!("http://{address}/dead"),
             Some(50),
             Some(0),
-            Some(1_000_000),
+            Some(1_000),
             None,
         )
         .unwrap();
