@@ -159,14 +159,8 @@ fn provider_with_a_dead_service(c: &mut Criterion) {
             })
             .await
             .unwrap();
-        let settings = HttpSettings::new(
-            &format!("http://{address}/dead"),
-            Some(50),
-            Some(0),
-            Some(1_000),
-            None,
-        )
-        .unwrap();
+        let settings =
+            HttpSettings::new(&format!("http://{address}/dead"), Some(50), Some(0), Some(1_000), None).unwrap();
         let dead = SegmentationService {
             id: ServiceId::parse("s", "dead").unwrap(),
             name: name("Dead"),

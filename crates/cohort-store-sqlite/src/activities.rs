@@ -49,10 +49,25 @@ impl ActivityStore for SqliteStore {
         // Only customers with a newly recorded activity are queued for building.
         let (mut recorded, mut queued) = (0u64, HashSet::new());
         for chunk in unique.chunks(ROWS_PER_STATEMENT) {
+            // Ids already stored are retries: leave them out (cheaper than RETURNING).
+            let ids = serde_json::to_string(&chunk.iter().map(|a| a.id.as_str()).collect::<Vec<_>>())
+                .expect("strings serialize");
+            let known: HashSet<String> =
+                sqlx::query_scalar("SELECT id FROM activities WHERE id IN (SELECT value FROM json_each($1))")
+                    .bind(ids)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db)?
+                    .into_iter()
+                    .collect();
+            let fresh: Vec<&&Activity> = chunk.iter().filter(|a| !known.contains(a.id.as_str())).collect();
+            if fresh.is_empty() {
+                continue;
+            }
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO activities (id, customer_seq, type, at, attributes, order_data, recorded_at) ",
             );
-            insert.push_values(chunk, |mut row, a| {
+            insert.push_values(&fresh, |mut row, a| {
                 row.push_bind(a.id.as_str().to_owned())
                     .push_bind(seqs[a.customer.as_str()])
                     .push_bind(a.kind.as_str().to_owned())
@@ -61,10 +76,9 @@ impl ActivityStore for SqliteStore {
                     .push_bind(a.order.as_ref().map(encode_order))
                     .push_bind(now.unix_micros());
             });
-            insert.push(" ON CONFLICT (id) DO NOTHING RETURNING customer_seq");
-            let inserted: Vec<i64> = insert.build_query_scalar().fetch_all(&mut *tx).await.map_err(db)?;
-            recorded += inserted.len() as u64;
-            queued.extend(inserted);
+            insert.build().execute(&mut *tx).await.map_err(db)?;
+            recorded += fresh.len() as u64;
+            queued.extend(fresh.iter().map(|a| seqs[a.customer.as_str()]));
         }
         let queued: Vec<i64> = queued.into_iter().collect();
         for chunk in queued.chunks(ROWS_PER_STATEMENT) {

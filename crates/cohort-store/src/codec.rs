@@ -145,17 +145,34 @@ pub fn decode_service_kind(kind: &str, config: &str) -> Result<ServiceKind, Stor
 
 /// An order as stored: decimals as strings, so nothing is rounded.
 pub fn encode_order(order: &Order) -> String {
-    serde_json::json!({
-        "total": order.total.to_string(),
-        "currency": order.currency.code(),
-        "items": order.items.iter().map(|i| serde_json::json!({
-            "sku": i.sku,
-            "quantity": i.quantity,
-            "unit_price": i.unit_price.to_string(),
-            "categories": i.categories,
-        })).collect::<Vec<_>>(),
-    })
-    .to_string()
+    #[derive(serde::Serialize)]
+    struct Stored<'a> {
+        total: String,
+        currency: &'a str,
+        items: Vec<StoredItem<'a>>,
+    }
+    #[derive(serde::Serialize)]
+    struct StoredItem<'a> {
+        sku: &'a str,
+        quantity: u32,
+        unit_price: String,
+        categories: &'a [String],
+    }
+    let stored = Stored {
+        total: order.total.to_string(),
+        currency: order.currency.code(),
+        items: order
+            .items
+            .iter()
+            .map(|i| StoredItem {
+                sku: &i.sku,
+                quantity: i.quantity,
+                unit_price: i.unit_price.to_string(),
+                categories: &i.categories,
+            })
+            .collect(),
+    };
+    serde_json::to_string(&stored).expect("an order serializes")
 }
 
 pub fn decode_order(text: &str) -> Result<Order, StoreError> {

@@ -186,12 +186,16 @@ async fn record(
     require_ndjson(&headers)
         .map_err(|p| p.detail("expected application/json (one activity) or application/x-ndjson"))?;
     let mut reader = LineReader::new(body);
-    let (mut activities, mut numbers, mut failed) = (Vec::new(), Vec::new(), Vec::new());
-    while let Some((line_no, text)) = reader.next_line().await? {
-        if activities.len() + failed.len() >= MAX_BATCH {
+    let mut lines = Vec::new();
+    while let Some(line) = reader.next_line().await? {
+        if lines.len() >= MAX_BATCH {
             return Err(Problem::new(Code::PayloadTooLarge).detail(format!("at most {MAX_BATCH} activities a request")));
         }
-        match parse_activity(&text, now) {
+        lines.push(line);
+    }
+    let (mut activities, mut numbers, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+    for (line_no, parsed) in parse_in_parallel(lines, now).await {
+        match parsed {
             Ok(a) => {
                 activities.push(a);
                 numbers.push(line_no);
@@ -223,6 +227,37 @@ async fn record(
             id: None,
         }),
     ))
+}
+
+/// Parses lines on every core (each on a blocking thread), keeping their order.
+async fn parse_in_parallel(
+    lines: Vec<(u64, String)>,
+    now: Timestamp,
+) -> Vec<(u64, Result<Activity, cohort_core::Invalid>)> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).max(1);
+    let size = lines.len().div_ceil(workers).max(1);
+    let mut chunks = Vec::new();
+    let mut rest = lines;
+    while !rest.is_empty() {
+        let tail = rest.split_off(size.min(rest.len()));
+        chunks.push(std::mem::replace(&mut rest, tail));
+    }
+    let tasks: Vec<_> = chunks
+        .into_iter()
+        .map(|chunk| {
+            tokio::task::spawn_blocking(move || {
+                chunk
+                    .into_iter()
+                    .map(|(n, text)| (n, parse_activity(&text, now)))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for task in tasks {
+        out.extend(task.await.expect("parsing does not panic"));
+    }
+    out
 }
 
 /// Query parameters of a customer's activity list.
