@@ -195,3 +195,31 @@ fn serve_stops_cleanly_on_sigterm() {
     assert!(status.success(), "{status}");
     assert!(lines.any(|l| l.unwrap().contains("stopped")));
 }
+
+#[test]
+fn memberships_are_imported_into_an_import_service_whole_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    stdout(&cohort(dir.path(), &["demo"]));
+    std::fs::write(
+        dir.path().join("ok.ndjson"),
+        "{\"customer\":\"C000001\",\"segment\":\"value/vip\"}\n",
+    )
+    .unwrap();
+    let out = stdout(&cohort(
+        dir.path(),
+        &["import", "segments", "ok.ndjson", "--service", "crm"],
+    ));
+    assert!(
+        out.contains("1 memberships added") && out.contains("1 segments created"),
+        "{out}"
+    );
+    std::fs::write(dir.path().join("bad.ndjson"), "{\"customer\":\"C000001\"}\n").unwrap();
+    let failed = cohort(dir.path(), &["import", "segments", "bad.ndjson", "--service", "crm"]);
+    assert!(!failed.status.success());
+    assert!(String::from_utf8_lossy(&failed.stderr).contains("line 1: segment:"));
+    let standard = cohort(
+        dir.path(),
+        &["import", "segments", "ok.ndjson", "--service", "standard"],
+    );
+    assert!(!standard.status.success(), "the standard service takes no imports");
+}
