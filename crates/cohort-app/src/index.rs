@@ -19,6 +19,10 @@ use crate::Clock;
 
 /// Log entries applied per store read.
 const CHANGES_PER_READ: u32 = 10_000;
+/// How long a missing log position is waited for before it is taken for a rollback.
+pub const GAP_GRACE_MICROS: i64 = 5_000_000;
+/// Log entries kept behind this process's position when pruning.
+pub const LOG_KEPT: i64 = 1_000_000;
 /// Deepest accepted query.
 pub const MAX_DEPTH: usize = 32;
 
@@ -42,6 +46,8 @@ struct State {
     expiry_of: HashMap<(u32, u32), i64>,
     /// Qualified names of stored segments.
     names: HashMap<QualifiedSegment, SegmentId>,
+    /// The first missing log position and when it was first seen missing.
+    gap: Option<(i64, Timestamp)>,
 }
 
 impl State {
@@ -78,6 +84,30 @@ impl State {
         }
         self.position = Some(change.position);
         Ok(())
+    }
+
+    /// Applies changes while their positions follow on without a gap, and returns how
+    /// many it applied. Positions are consecutive unless a transaction rolled back, or
+    /// (on PostgreSQL) a lower position has not committed yet: a gap is waited for
+    /// `GAP_GRACE_MICROS` before it is taken for a rollback and skipped.
+    fn apply_in_order(&mut self, changes: &[MembershipChange], now: Timestamp) -> StoreResult<usize> {
+        for (i, change) in changes.iter().enumerate() {
+            let expected = self.position.map_or(change.position, |p| p + 1);
+            if change.position > expected {
+                let since = *self.gap.get_or_insert((expected, now));
+                let (gap_at, first_seen) = since;
+                if gap_at != expected {
+                    self.gap = Some((expected, now));
+                    return Ok(i);
+                }
+                if now.unix_micros() - first_seen.unix_micros() < GAP_GRACE_MICROS {
+                    return Ok(i);
+                }
+            }
+            self.gap = None;
+            self.apply(change, now)?;
+        }
+        Ok(changes.len())
     }
 
     /// Drops memberships whose expiry has come.
@@ -136,18 +166,30 @@ impl LiveIndex {
         };
         loop {
             let changes = self.store.membership_changes(position, CHANGES_PER_READ).await?;
-            let Some(last) = changes.last() else { break };
-            position = last.position;
+            if changes.is_empty() {
+                break;
+            }
             let now = self.clock.now();
             let mut state = self.state.write().expect("index lock");
-            for change in &changes {
-                state.apply(change, now)?;
-            }
-            if changes.iter().any(|c| c.segment.is_some()) {
+            let applied = state.apply_in_order(&changes, now)?;
+            if changes[..applied].iter().any(|c| c.segment.is_some()) {
                 state.names.clear();
             }
+            if applied < changes.len() {
+                break; // waiting for a gap to fill
+            }
+            position = state.position.expect("built");
         }
         Ok(())
+    }
+
+    /// Forgets log entries far behind this index, keeping `LOG_KEPT` for slower readers.
+    pub async fn prune_log(&self) -> StoreResult<()> {
+        let position = self.state.read().expect("index lock").position;
+        match position {
+            Some(p) if p > LOG_KEPT => self.store.prune_membership_log(p - LOG_KEPT).await,
+            _ => Ok(()),
+        }
     }
 
     async fn build(&self) -> StoreResult<i64> {
@@ -265,14 +307,60 @@ impl LiveIndex {
         stop: impl std::future::Future<Output = ()>,
     ) {
         tokio::pin!(stop);
+        let mut rounds = 0u64;
         loop {
             if let Err(e) = self.catch_up().await {
                 tracing::warn!(error = %e, "segment index could not catch up");
+            }
+            rounds += 1;
+            if rounds.is_multiple_of(240)
+                && let Err(e) = self.prune_log().await
+            {
+                tracing::warn!(error = %e, "membership log could not be pruned");
             }
             tokio::select! {
                 () = &mut stop => break,
                 () = tokio::time::sleep(every) => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(position: i64, segment: i64) -> MembershipChange {
+        MembershipChange {
+            position,
+            customer: 1,
+            segment: Some(SegmentId::new(segment)),
+            present: true,
+            expires_at: None,
+        }
+    }
+
+    fn at(seconds: i64) -> Timestamp {
+        Timestamp::from_unix_micros(seconds * 1_000_000)
+    }
+
+    #[test]
+    fn a_gap_in_the_log_is_waited_for_then_skipped() {
+        let mut state = State {
+            position: Some(10),
+            ..Default::default()
+        };
+        assert_eq!(state.apply_in_order(&[change(11, 1), change(13, 3)], at(0)).unwrap(), 1);
+        assert_eq!(state.position, Some(11));
+        // Still missing two seconds later: keep waiting.
+        assert_eq!(state.apply_in_order(&[change(13, 3)], at(2)).unwrap(), 0);
+        // The late transaction commits: everything applies in order.
+        assert_eq!(state.apply_in_order(&[change(12, 2), change(13, 3)], at(3)).unwrap(), 2);
+        assert_eq!(state.index.segments_of(1), vec![1, 2, 3]);
+        // A gap that never fills (a rollback) is skipped after the grace period.
+        assert_eq!(state.apply_in_order(&[change(15, 5)], at(10)).unwrap(), 0);
+        assert_eq!(state.apply_in_order(&[change(15, 5)], at(14)).unwrap(), 0);
+        assert_eq!(state.apply_in_order(&[change(15, 5)], at(16)).unwrap(), 1);
+        assert_eq!(state.position, Some(15));
     }
 }
