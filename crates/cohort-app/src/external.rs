@@ -56,6 +56,9 @@ struct Breaker {
     open_until: Option<Timestamp>,
 }
 
+/// Largest answer read from a service.
+const MAX_ANSWER: usize = 4 << 20;
+
 /// Most cached answers kept per process; past it the cache starts afresh.
 const CACHE_LIMIT: usize = 100_000;
 
@@ -72,6 +75,8 @@ impl ExternalServices {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
         let client = reqwest::Client::builder()
             .pool_idle_timeout(Duration::from_secs(30))
+            // A service answers at its own URL; redirects could point anywhere.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("an http client with default settings builds");
         Self {
@@ -166,10 +171,17 @@ impl ExternalServices {
         if !response.status().is_success() {
             return Err(Unanswered::Failed(format!("status {}", response.status())));
         }
-        let answer: Answer = response.json().await.map_err(|e| match failed(e) {
-            Unanswered::Failed(e) => Unanswered::Invalid(e),
-            timeout => timeout,
-        })?;
+        // At most 4 MiB of answer, then parsed.
+        let mut body = Vec::new();
+        let mut response = response;
+        while let Some(chunk) = response.chunk().await.map_err(failed)? {
+            if body.len() + chunk.len() > MAX_ANSWER {
+                return Err(Unanswered::Invalid(format!("answer larger than {MAX_ANSWER} bytes")));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let answer: Answer =
+            serde_json::from_slice(&body).map_err(|_| Unanswered::Invalid("not the documented JSON shape".into()))?;
         answer
             .segments
             .into_iter()

@@ -23,6 +23,10 @@ const CHANGES_PER_READ: u32 = 10_000;
 pub const GAP_GRACE_MICROS: i64 = 5_000_000;
 /// Log entries kept behind this process's position when pruning.
 pub const LOG_KEPT: i64 = 1_000_000;
+/// How long segment names are trusted before they are read again.
+pub const NAMES_TTL_MICROS: i64 = 1_000_000;
+/// Most segment references in one query.
+pub const MAX_SEGMENTS: usize = 1_000;
 /// Deepest accepted query.
 pub const MAX_DEPTH: usize = 32;
 
@@ -48,6 +52,8 @@ struct State {
     names: HashMap<QualifiedSegment, SegmentId>,
     /// The first missing log position and when it was first seen missing.
     gap: Option<(i64, Timestamp)>,
+    /// When `names` were read.
+    names_at: Option<Timestamp>,
 }
 
 impl State {
@@ -172,9 +178,6 @@ impl LiveIndex {
             let now = self.clock.now();
             let mut state = self.state.write().expect("index lock");
             let applied = state.apply_in_order(&changes, now)?;
-            if changes[..applied].iter().any(|c| c.segment.is_some()) {
-                state.names.clear();
-            }
             if applied < changes.len() {
                 break; // waiting for a gap to fill
             }
@@ -226,8 +229,17 @@ impl LiveIndex {
         Ok(position)
     }
 
-    async fn names(&self) -> StoreResult<()> {
-        if !self.state.read().expect("index lock").names.is_empty() {
+    /// Reads the qualified names of stored segments when forced, never read, or older
+    /// than `NAMES_TTL_MICROS`.
+    async fn names(&self, force: bool) -> StoreResult<()> {
+        let now = self.clock.now();
+        let fresh = self
+            .state
+            .read()
+            .expect("index lock")
+            .names_at
+            .is_some_and(|at| now.unix_micros() - at.unix_micros() < NAMES_TTL_MICROS);
+        if fresh && !force {
             return Ok(());
         }
         let services: Vec<ServiceId> = self.store.list_services().await?.into_iter().map(|s| s.id).collect();
@@ -245,7 +257,9 @@ impl LiveIndex {
                 (name, g.segment.id)
             })
             .collect();
-        self.state.write().expect("index lock").names = names;
+        let mut state = self.state.write().expect("index lock");
+        state.names = names;
+        state.names_at = Some(now);
         Ok(())
     }
 
@@ -278,16 +292,24 @@ impl LiveIndex {
     /// Counts the customers matching `query` and returns a page of them after `after`.
     pub async fn query(&self, query: &Query, after: Option<u32>, limit: usize) -> StoreResult<QueryPage> {
         self.catch_up().await?;
-        self.names().await?;
-        let (count, keys) = {
-            let mut state = self.state.write().expect("index lock");
-            state.sweep(self.clock.now());
-            let expr = Self::resolve(&state.names, query, "query")?;
-            if expr.depth() > MAX_DEPTH {
-                return Err(Invalid::new("query", format!("nested deeper than {MAX_DEPTH}")).into());
+        self.names(false).await?;
+        self.state.write().expect("index lock").sweep(self.clock.now());
+        let resolved = Self::resolve(&self.state.read().expect("index lock").names, query, "query");
+        let expr = match resolved {
+            Ok(expr) => expr,
+            // A segment created or renamed since the names were read: read them again once.
+            Err(_) => {
+                self.names(true).await?;
+                Self::resolve(&self.state.read().expect("index lock").names, query, "query")?
             }
-            state.index.page(&expr, after, limit)
         };
+        if expr.depth() > MAX_DEPTH {
+            return Err(Invalid::new("query", format!("nested deeper than {MAX_DEPTH}")).into());
+        }
+        if expr.segments().len() > MAX_SEGMENTS {
+            return Err(Invalid::new("query", format!("names more than {MAX_SEGMENTS} segments")).into());
+        }
+        let (count, keys) = self.state.read().expect("index lock").index.page(&expr, after, limit);
         let next = if keys.len() == limit {
             keys.last().copied()
         } else {

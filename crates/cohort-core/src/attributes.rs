@@ -69,12 +69,7 @@ impl AttributeValue {
         if let Some(date) = parse_date(text) {
             return Ok(Self::Date(date));
         }
-        if text.len() > MAX_STRING_LEN {
-            return Err(Invalid::new(
-                field,
-                format!("a string value is at most {MAX_STRING_LEN} bytes"),
-            ));
-        }
+        check_string(field, text)?;
         Ok(Self::String(text.to_owned()))
     }
 
@@ -102,16 +97,7 @@ impl AttributeValue {
     /// Reads a typed text cell as used in CSV imports (`type` from a `name:type` header).
     pub fn from_typed_text(field: &str, kind: ValueKind, text: &str) -> Result<Self, Invalid> {
         match kind {
-            ValueKind::String => {
-                if text.len() > MAX_STRING_LEN {
-                    Err(Invalid::new(
-                        field,
-                        format!("a string value is at most {MAX_STRING_LEN} bytes"),
-                    ))
-                } else {
-                    Ok(Self::String(text.to_owned()))
-                }
-            }
+            ValueKind::String => check_string(field, text).map(|()| Self::String(text.to_owned())),
             ValueKind::Number => text
                 .trim()
                 .parse::<f64>()
@@ -169,6 +155,20 @@ impl ValueKind {
             )),
         }
     }
+}
+
+/// Strings are at most `MAX_STRING_LEN` bytes and hold no NUL (which PostgreSQL cannot store).
+fn check_string(field: &str, text: &str) -> Result<(), Invalid> {
+    if text.len() > MAX_STRING_LEN {
+        return Err(Invalid::new(
+            field,
+            format!("a string value is at most {MAX_STRING_LEN} bytes"),
+        ));
+    }
+    if text.contains('\0') {
+        return Err(Invalid::new(field, "a string value must not contain NUL"));
+    }
+    Ok(())
 }
 
 fn parse_date(text: &str) -> Option<Date> {

@@ -110,6 +110,30 @@ impl CustomerUpsert {
     }
 }
 
+/// Folds lines with the same id into one, in first-seen order: a later line's given
+/// fields override an earlier line's, fields it leaves out keep the earlier value.
+pub fn fold_upserts(batch: &[CustomerUpsert]) -> Vec<CustomerUpsert> {
+    let mut position: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut folded: Vec<CustomerUpsert> = Vec::with_capacity(batch.len());
+    for line in batch {
+        match position.get(line.id.as_str()) {
+            Some(&i) => {
+                let earlier = &mut folded[i];
+                if line.attributes.is_some() {
+                    earlier.attributes.clone_from(&line.attributes);
+                }
+                earlier.active = line.active.or(earlier.active);
+                earlier.profiling_consent = line.profiling_consent.or(earlier.profiling_consent);
+            }
+            None => {
+                position.insert(line.id.as_str(), folded.len());
+                folded.push(line.clone());
+            }
+        }
+    }
+    folded
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +148,26 @@ mod tests {
         NewCustomer::new(CustomerId::parse("id", "c1").unwrap(), attributes, true, false)
             .unwrap()
             .into_customer(Timestamp::from_unix_micros(1))
+    }
+
+    #[test]
+    fn lines_of_one_id_fold_with_later_fields_winning() {
+        let id = CustomerId::parse("id", "x").unwrap();
+        let other = CustomerId::parse("id", "y").unwrap();
+        let attrs = customer().attributes;
+        let batch = [
+            CustomerUpsert::new(id.clone(), Some(attrs.clone()), None, Some(true)).unwrap(),
+            CustomerUpsert::new(other.clone(), None, None, None).unwrap(),
+            CustomerUpsert::new(id.clone(), None, Some(false), None).unwrap(),
+        ];
+        let folded = fold_upserts(&batch);
+        assert_eq!(folded.len(), 2);
+        assert_eq!((folded[0].id.clone(), folded[1].id.clone()), (id, other));
+        assert_eq!(folded[0].attributes, Some(attrs));
+        assert_eq!(
+            (folded[0].active, folded[0].profiling_consent),
+            (Some(false), Some(true))
+        );
     }
 
     #[test]

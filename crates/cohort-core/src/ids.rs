@@ -117,13 +117,15 @@ impl CustomerId {
     pub fn parse(field: &str, text: &str) -> Result<Self, Invalid> {
         let ok = !text.is_empty()
             && text.len() <= 128
+            && text != "."
+            && text != ".."
             && text.chars().all(|c| !c.is_whitespace() && !c.is_control() && c != '/');
         if ok {
             Ok(Self(text.to_owned()))
         } else {
             Err(Invalid::new(
                 field,
-                "expected 1 to 128 characters without white space, control characters or '/'",
+                "expected 1 to 128 characters without white space, control characters or '/', other than . and ..",
             ))
         }
     }
@@ -196,6 +198,8 @@ mod tests {
         assert!(CustomerId::parse("id", "a/b").is_err());
         assert!(CustomerId::parse("id", "a b").is_err());
         assert!(CustomerId::parse("id", "").is_err());
+        assert!(CustomerId::parse("id", "..").is_err());
+        assert!(CustomerId::parse("id", ".").is_err());
     }
 
     #[test]

@@ -114,8 +114,12 @@ impl LineReader {
                     self.pending.extend_from_slice(&chunk);
                     let mut start = 0;
                     while let Some(end) = self.pending[start..].iter().position(|b| *b == b'\n') {
+                        if end > MAX_LINE {
+                            return Err(Problem::new(Code::PayloadTooLarge)
+                                .detail(format!("line {} is longer than {MAX_LINE} bytes", self.line_no + 1)));
+                        }
                         let line = self.pending[start..start + end].to_vec();
-                        self.push(&line);
+                        self.push(&line)?;
                         start += end + 1;
                     }
                     self.pending.drain(..start);
@@ -128,20 +132,23 @@ impl LineReader {
                     self.done = true;
                     if !self.pending.is_empty() {
                         let line = std::mem::take(&mut self.pending);
-                        self.push(&line);
+                        self.push(&line)?;
                     }
                 }
             }
         }
     }
 
-    fn push(&mut self, bytes: &[u8]) {
+    fn push(&mut self, bytes: &[u8]) -> ApiResult<()> {
         self.line_no += 1;
-        let text = String::from_utf8_lossy(bytes);
+        let text = std::str::from_utf8(bytes).map_err(|_| {
+            Problem::new(Code::InvalidLines).detail(format!("line {} is not valid UTF-8", self.line_no))
+        })?;
         let text = text.trim();
         if !text.is_empty() {
             self.ready.push_back((self.line_no, text.to_owned()));
         }
+        Ok(())
     }
 }
 

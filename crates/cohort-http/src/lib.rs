@@ -80,6 +80,10 @@ pub fn router(app: App) -> (Router, utoipa::openapi::OpenApi) {
         .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            tracing::error!("a request handler panicked");
+            Problem::new(Code::Internal).into_response()
+        }))
         .with_state(state);
     (router, openapi)
 }
@@ -98,7 +102,8 @@ async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
         StatusCode::UNSUPPORTED_MEDIA_TYPE => Code::UnsupportedMediaType,
         StatusCode::UNAUTHORIZED => Code::Unauthenticated,
         StatusCode::FORBIDDEN => Code::Forbidden,
-        _ => Code::NotFound,
+        StatusCode::NOT_FOUND => Code::NotFound,
+        _ => Code::InvalidRequest,
     };
     let mut problem = Problem::new(code).into_response();
     *problem.status_mut() = status;

@@ -20,6 +20,7 @@ pub enum Code {
     MissingField,
     InvalidQuery,
     InvalidLines,
+    InvalidRequest,
     UnsupportedMediaType,
     PayloadTooLarge,
     Unauthenticated,
@@ -41,7 +42,8 @@ impl Code {
             | Self::UnknownField
             | Self::MissingField
             | Self::InvalidQuery
-            | Self::InvalidLines => StatusCode::BAD_REQUEST,
+            | Self::InvalidLines
+            | Self::InvalidRequest => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
@@ -63,6 +65,7 @@ impl Code {
             Self::MissingField => "missing_field",
             Self::InvalidQuery => "invalid_query",
             Self::InvalidLines => "invalid_lines",
+            Self::InvalidRequest => "invalid_request",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge => "payload_too_large",
             Self::Unauthenticated => "unauthenticated",
@@ -85,6 +88,7 @@ impl Code {
             Self::MissingField => "A required field is missing",
             Self::InvalidQuery => "A query parameter is invalid",
             Self::InvalidLines => "Some lines of the body are invalid; nothing was stored",
+            Self::InvalidRequest => "The request is not valid",
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::PayloadTooLarge => "The body is too large",
             Self::Unauthenticated => "A valid API key is required",

@@ -6,7 +6,7 @@
 //! `INSERT … SELECT FROM UNNEST(…)` of the rest, with defaults for missing fields.
 //! Columns travel as arrays, so a statement costs one round trip and one plan.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use async_trait::async_trait;
 use cohort_core::Timestamp;
@@ -90,21 +90,12 @@ impl PostgresImport {
     }
 }
 
-/// The batch with only the last line of each id, in first-seen order.
-fn last_per_id(batch: &[CustomerUpsert]) -> Vec<&CustomerUpsert> {
-    let last: HashMap<&str, usize> = batch.iter().enumerate().map(|(i, u)| (u.id.as_str(), i)).collect();
-    batch
-        .iter()
-        .enumerate()
-        .filter(|(i, u)| last[u.id.as_str()] == *i)
-        .map(|(_, u)| u)
-        .collect()
-}
-
 #[async_trait]
 impl CustomerImport for PostgresImport {
     async fn write(&mut self, batch: &[CustomerUpsert], now: Timestamp) -> StoreResult<()> {
-        let lines = last_per_id(batch);
+        // Lines of one id fold into one: later given fields win (`fold_upserts`).
+        let folded = cohort_core::customer::fold_upserts(batch);
+        let lines: Vec<&CustomerUpsert> = folded.iter().collect();
         for chunk in lines.chunks(ROWS_PER_STATEMENT) {
             let known = self.update_known(chunk, now).await?;
             let new: Vec<&CustomerUpsert> = chunk

@@ -15,6 +15,7 @@ use cohort_core::{
     SegmentationService, ServiceId, ServicePatch, Timestamp,
 };
 use cohort_store::codec::{decode_service_kind, encode_service_kind, stored};
+use cohort_store::import_plan::plan_import;
 use cohort_store::{
     GroupedSegment, ImportMode, ImportedMembership, MembershipImportSummary, ServiceStore, StoreError, StoreResult,
 };
@@ -295,8 +296,8 @@ impl ServiceStore for PostgresStore {
         let customers = lock_customers(&mut tx, &named).await?;
         let (segments, created) = segment_ids(&mut tx, service, lines).await?;
 
-        let existing: HashSet<(i64, i64)> = sqlx::query_as(
-            "SELECT m.customer_seq, m.segment_id
+        let existing: HashMap<(i64, i64), Option<i64>> = sqlx::query_as(
+            "SELECT m.customer_seq, m.segment_id, m.expires_at
              FROM memberships m
              JOIN segments s ON s.id = m.segment_id
              JOIN segment_groups g ON g.id = s.group_id
@@ -307,36 +308,17 @@ impl ServiceStore for PostgresStore {
         .await
         .map_err(db)?
         .into_iter()
+        .map(|(c, s, e): (i64, i64, Option<i64>)| ((c, s), e))
         .collect();
-
-        let mut summary = MembershipImportSummary {
-            segments_created: created,
-            ..Default::default()
-        };
-        let mut adds: Vec<(i64, i64, Option<i64>)> = Vec::new();
-        let mut removes: Vec<(i64, i64)> = Vec::new();
-        let mut named = HashSet::new();
-        for line in lines {
-            let key = (
+        let keyed = lines.iter().map(|line| {
+            let pair = (
                 customers[line.customer.as_str()],
                 segments[&(line.group.as_str(), line.segment.as_str())],
             );
-            if line.remove {
-                if existing.contains(&key) && named.insert(key) {
-                    removes.push(key);
-                }
-            } else if !named.insert(key) {
-                continue;
-            } else if existing.contains(&key) {
-                summary.unchanged += 1;
-            } else {
-                adds.push((key.0, key.1, line.expires_at.map(Timestamp::unix_micros)));
-            }
-        }
-        if mode == ImportMode::Snapshot {
-            removes.extend(existing.iter().filter(|k| !named.contains(*k)).copied());
-        }
-        for chunk in removes.chunks(CHUNK) {
+            (pair, line.remove, line.expires_at.map(Timestamp::unix_micros))
+        });
+        let plan = plan_import(&existing, keyed, mode, now.unix_micros());
+        for chunk in plan.removes.chunks(CHUNK) {
             sqlx::query(
                 "DELETE FROM memberships m
                  USING UNNEST($1::bigint[], $2::bigint[]) AS r (customer_seq, segment_id)
@@ -348,22 +330,31 @@ impl ServiceStore for PostgresStore {
             .await
             .map_err(db)?;
         }
-        for chunk in adds.chunks(CHUNK) {
+        for chunk in plan.upserts.chunks(CHUNK) {
+            // A renewed (expired) membership starts afresh; a live one only changes its expiry.
             sqlx::query(
                 "INSERT INTO memberships (customer_seq, segment_id, source, assigned_at, application_counter, expires_at)
                  SELECT v.customer_seq, v.segment_id, 'external', $1, 1, v.expires_at
-                 FROM UNNEST($2::bigint[], $3::bigint[], $4::bigint[]) AS v (customer_seq, segment_id, expires_at)",
+                 FROM UNNEST($2::bigint[], $3::bigint[], $4::bigint[]) AS v (customer_seq, segment_id, expires_at)
+                 ON CONFLICT (customer_seq, segment_id) DO UPDATE SET expires_at = excluded.expires_at,
+                     assigned_at = CASE WHEN memberships.expires_at <= $1 THEN excluded.assigned_at
+                                        ELSE memberships.assigned_at END,
+                     source = excluded.source",
             )
             .bind(now.unix_micros())
-            .bind(chunk.iter().map(|a| a.0).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|a| a.1).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|a| a.2).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|((c, _), _)| *c).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|((_, s), _)| *s).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|(_, e)| *e).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await
             .map_err(db)?;
         }
-        summary.added = adds.len() as u64;
-        summary.removed = removes.len() as u64;
+        let summary = MembershipImportSummary {
+            added: plan.added,
+            removed: plan.removes.len() as u64,
+            unchanged: plan.unchanged,
+            segments_created: created,
+        };
         tx.commit().await.map_err(db)?;
         Ok(summary)
     }

@@ -1,7 +1,9 @@
 -- cohort's schema on SQLite. Times are microseconds since the Unix epoch (UTC).
+-- Surrogate keys use AUTOINCREMENT so a deleted row's id is never given again
+-- (ids reach clients, and customer keys reach in-memory indexes).
 
 CREATE TABLE applications (
-    seq              INTEGER PRIMARY KEY,
+    seq              INTEGER PRIMARY KEY AUTOINCREMENT,
     id               TEXT NOT NULL UNIQUE,
     name             TEXT NOT NULL,
     default_currency TEXT NOT NULL,
@@ -28,7 +30,7 @@ CREATE TABLE application_services (
 ) WITHOUT ROWID;
 
 CREATE TABLE segment_groups (
-    id         INTEGER PRIMARY KEY,
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
     service    TEXT NOT NULL REFERENCES segmentation_services (id),
     name       TEXT NOT NULL,
     reference  TEXT NOT NULL,
@@ -38,7 +40,7 @@ CREATE TABLE segment_groups (
 );
 
 CREATE TABLE segments (
-    id         INTEGER PRIMARY KEY,
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
     group_id   INTEGER NOT NULL REFERENCES segment_groups (id),
     name       TEXT NOT NULL,
     reference  TEXT NOT NULL,
@@ -47,14 +49,14 @@ CREATE TABLE segments (
 );
 
 CREATE TABLE target_groups (
-    id        INTEGER PRIMARY KEY,
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
     name      TEXT NOT NULL,
     threshold INTEGER NOT NULL,
     active    INTEGER NOT NULL
 );
 
 CREATE TABLE customers (
-    seq               INTEGER PRIMARY KEY,
+    seq               INTEGER PRIMARY KEY AUTOINCREMENT,
     id                TEXT NOT NULL UNIQUE,
     attributes        TEXT NOT NULL,
     active            INTEGER NOT NULL,

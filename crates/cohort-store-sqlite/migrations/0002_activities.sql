@@ -1,7 +1,7 @@
 -- Activities and the queue of customers whose segments need building again.
 
 CREATE TABLE activities (
-    seq          INTEGER PRIMARY KEY,
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
     id           TEXT NOT NULL UNIQUE,
     customer_seq INTEGER NOT NULL REFERENCES customers (seq) ON DELETE CASCADE,
     type         TEXT NOT NULL,

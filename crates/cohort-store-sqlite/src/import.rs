@@ -4,7 +4,7 @@
 //! multi-row INSERTs, known ones updated with one `UPDATE … FROM (VALUES …)`, so a
 //! line that leaves a field out keeps the stored value.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use async_trait::async_trait;
 use cohort_core::Timestamp;
@@ -30,21 +30,12 @@ impl SqliteImport {
     }
 }
 
-/// The batch with only the last line of each id, in first-seen order.
-pub(crate) fn last_per_id(batch: &[CustomerUpsert]) -> Vec<&CustomerUpsert> {
-    let last: HashMap<&str, usize> = batch.iter().enumerate().map(|(i, u)| (u.id.as_str(), i)).collect();
-    batch
-        .iter()
-        .enumerate()
-        .filter(|(i, u)| last[u.id.as_str()] == *i)
-        .map(|(_, u)| u)
-        .collect()
-}
-
 #[async_trait]
 impl CustomerImport for SqliteImport {
     async fn write(&mut self, batch: &[CustomerUpsert], now: Timestamp) -> StoreResult<()> {
-        let lines = last_per_id(batch);
+        // Lines of one id fold into one: later given fields win (`fold_upserts`).
+        let folded = cohort_core::customer::fold_upserts(batch);
+        let lines: Vec<&CustomerUpsert> = folded.iter().collect();
         for chunk in lines.chunks(ROWS_PER_STATEMENT) {
             let mut known = QueryBuilder::<Sqlite>::new("SELECT id FROM customers WHERE id IN (");
             let mut ids = known.separated(", ");

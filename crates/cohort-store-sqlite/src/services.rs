@@ -1,7 +1,7 @@
 //! Segmentation services, their activation per application, and membership imports
 //! on SQLite.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use cohort_core::{
@@ -9,6 +9,7 @@ use cohort_core::{
     Timestamp,
 };
 use cohort_store::codec::{decode_service_kind, encode_service_kind, stored};
+use cohort_store::import_plan::plan_import;
 use cohort_store::{
     GroupedSegment, ImportMode, ImportedMembership, MembershipImportSummary, ServiceStore, StoreError, StoreResult,
 };
@@ -261,45 +262,26 @@ impl ServiceStore for SqliteStore {
         let customers = customer_seqs(&mut tx, lines).await?;
         let (segments, created) = segment_ids(&mut tx, service, lines).await?;
 
-        let existing: HashSet<(i64, i64)> = sqlx::query_as(
-            "SELECT m.customer_seq, m.segment_id FROM memberships m JOIN segments s ON s.id = m.segment_id
-             JOIN segment_groups g ON g.id = s.group_id WHERE g.service = $1",
+        let existing: HashMap<(i64, i64), Option<i64>> = sqlx::query_as(
+            "SELECT m.customer_seq, m.segment_id, m.expires_at FROM memberships m
+             JOIN segments s ON s.id = m.segment_id JOIN segment_groups g ON g.id = s.group_id WHERE g.service = $1",
         )
         .bind(service.as_str())
         .fetch_all(&mut *tx)
         .await
         .map_err(db)?
         .into_iter()
+        .map(|(c, s, e): (i64, i64, Option<i64>)| ((c, s), e))
         .collect();
-
-        let mut summary = MembershipImportSummary {
-            segments_created: created,
-            ..Default::default()
-        };
-        let mut adds: Vec<(i64, i64, Option<i64>)> = Vec::new();
-        let mut removes: Vec<(i64, i64)> = Vec::new();
-        let mut named = HashSet::new();
-        for line in lines {
-            let key = (
+        let keyed = lines.iter().map(|line| {
+            let pair = (
                 customers[line.customer.as_str()],
                 segments[&(line.group.as_str(), line.segment.as_str())],
             );
-            if line.remove {
-                if existing.contains(&key) && named.insert(key) {
-                    removes.push(key);
-                }
-            } else if !named.insert(key) {
-                continue;
-            } else if existing.contains(&key) {
-                summary.unchanged += 1;
-            } else {
-                adds.push((key.0, key.1, line.expires_at.map(Timestamp::unix_micros)));
-            }
-        }
-        if mode == ImportMode::Snapshot {
-            removes.extend(existing.iter().filter(|k| !named.contains(*k)).copied());
-        }
-        for chunk in removes.chunks(1_000) {
+            (pair, line.remove, line.expires_at.map(Timestamp::unix_micros))
+        });
+        let plan = plan_import(&existing, keyed, mode, now.unix_micros());
+        for chunk in plan.removes.chunks(1_000) {
             let pairs = serde_json::to_string(chunk).expect("pairs serialize");
             sqlx::query(
                 "DELETE FROM memberships WHERE (customer_seq, segment_id) IN
@@ -310,11 +292,11 @@ impl ServiceStore for SqliteStore {
             .await
             .map_err(db)?;
         }
-        for chunk in adds.chunks(1_000) {
+        for chunk in plan.upserts.chunks(1_000) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO memberships (customer_seq, segment_id, source, assigned_at, application_counter, expires_at) ",
             );
-            insert.push_values(chunk, |mut row, (customer, segment, expires)| {
+            insert.push_values(chunk, |mut row, ((customer, segment), expires)| {
                 row.push_bind(*customer)
                     .push_bind(*segment)
                     .push_bind("external")
@@ -322,10 +304,19 @@ impl ServiceStore for SqliteStore {
                     .push_bind(1_i64)
                     .push_bind(*expires);
             });
+            // A renewed (expired) membership starts afresh; a live one only changes its expiry.
+            insert.push(" ON CONFLICT (customer_seq, segment_id) DO UPDATE SET expires_at = excluded.expires_at, ");
+            insert.push("assigned_at = CASE WHEN memberships.expires_at <= ");
+            insert.push_bind(now.unix_micros());
+            insert.push(" THEN excluded.assigned_at ELSE memberships.assigned_at END, source = excluded.source");
             insert.build().execute(&mut *tx).await.map_err(db)?;
         }
-        summary.added = adds.len() as u64;
-        summary.removed = removes.len() as u64;
+        let summary = MembershipImportSummary {
+            added: plan.added,
+            removed: plan.removes.len() as u64,
+            unchanged: plan.unchanged,
+            segments_created: created,
+        };
         tx.commit().await.map_err(db)?;
         Ok(summary)
     }

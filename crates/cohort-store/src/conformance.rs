@@ -55,6 +55,8 @@ macro_rules! conformance_suite {
             the_membership_log_follows_every_change,
             the_membership_feed_reads_a_snapshot,
             a_deleted_customer_leaves_only_the_deletion_log,
+            an_import_renews_expired_memberships_and_the_last_line_wins,
+            deleted_ids_are_never_given_again,
         );
     };
     (@each $fresh:path, $attrs:tt $name:ident $(, $rest:ident)* $(,)?) => {
@@ -1362,4 +1364,76 @@ pub async fn a_deleted_customer_leaves_only_the_deletion_log(store: &dyn Store) 
         store.deletions(t(0), PageRequest::first()).await.unwrap().items.len(),
         2
     );
+}
+
+pub async fn an_import_renews_expired_memberships_and_the_last_line_wins(store: &dyn Store) {
+    store.create_customer(&new_customer("c1"), t(0)).await.unwrap();
+    store.create_service(&import_service("dmp")).await.unwrap();
+    let dmp = ServiceId::parse("id", "dmp").unwrap();
+    let mut expiring = imported("c1", "value", "premium");
+    expiring.expires_at = Some(t(5));
+    store
+        .import_memberships(&dmp, ImportMode::Snapshot, &[expiring], t(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .customer_service_segments(&cid("c1"), std::slice::from_ref(&dmp), t(6))
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+
+    // Named again after it expired: renewed, not "unchanged".
+    let summary = store
+        .import_memberships(&dmp, ImportMode::Snapshot, &[imported("c1", "value", "premium")], t(7))
+        .await
+        .unwrap();
+    assert_eq!((summary.added, summary.unchanged), (1, 0));
+    let held = store
+        .customer_service_segments(&cid("c1"), std::slice::from_ref(&dmp), t(8))
+        .await
+        .unwrap();
+    assert_eq!(
+        (held.len(), held[0].0.assigned_at, held[0].0.expires_at),
+        (1, t(7), None)
+    );
+
+    // In a delta, the last line for a membership decides.
+    let mut removal = imported("c1", "value", "premium");
+    removal.remove = true;
+    let delta = [removal.clone(), imported("c1", "value", "premium")];
+    store
+        .import_memberships(&dmp, ImportMode::Delta, &delta, t(9))
+        .await
+        .unwrap();
+    assert_eq!(held_in(store, &dmp).await, 1);
+    let delta = [imported("c1", "value", "premium"), removal];
+    store
+        .import_memberships(&dmp, ImportMode::Delta, &delta, t(10))
+        .await
+        .unwrap();
+    assert_eq!(held_in(store, &dmp).await, 0);
+}
+
+async fn held_in(store: &dyn Store, service: &ServiceId) -> usize {
+    store
+        .customer_service_segments(&cid("c1"), std::slice::from_ref(service), t(11))
+        .await
+        .unwrap()
+        .len()
+}
+
+pub async fn deleted_ids_are_never_given_again(store: &dyn Store) {
+    let g = group(store, "interests", false).await;
+    let first = segment(store, &g, "ski").await;
+    store.delete_segment(first.id).await.unwrap();
+    let second = segment(store, &g, "bike").await;
+    assert!(second.id > first.id, "{:?} reused {:?}", second.id, first.id);
+    store.create_customer(&new_customer("c1"), t(0)).await.unwrap();
+    let key = store.customer_key(&cid("c1")).await.unwrap().unwrap();
+    store.delete_customer(&cid("c1"), t(1)).await.unwrap();
+    store.create_customer(&new_customer("c2"), t(2)).await.unwrap();
+    assert!(store.customer_key(&cid("c2")).await.unwrap().unwrap() > key);
 }

@@ -5,6 +5,7 @@
 pub mod codec;
 pub mod conformance;
 mod error;
+pub mod import_plan;
 mod store;
 
 pub use error::{StoreError, StoreResult};

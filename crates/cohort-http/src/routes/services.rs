@@ -23,6 +23,9 @@ use crate::bulk::{LineReader, require_ndjson};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::problem::{ApiResult, Code, LineProblem, Problem, ProblemDocument};
 
+/// Most lines in one membership import request.
+pub const MAX_MEMBERSHIP_LINES: usize = 2_000_000;
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
@@ -285,12 +288,19 @@ async fn import_memberships(
     let mut reader = LineReader::new(body);
     let (mut lines, mut numbers, mut failed) = (Vec::new(), Vec::new(), Vec::new());
     while let Some((line_no, text)) = reader.next_line().await? {
+        if lines.len() + failed.len() >= MAX_MEMBERSHIP_LINES {
+            return Err(Problem::new(Code::PayloadTooLarge).detail(format!(
+                "at most {MAX_MEMBERSHIP_LINES} lines a request: use mode=delta for more"
+            )));
+        }
         match parse_membership_line(&text) {
-            Ok(line) if mode == ImportMode::Snapshot && line.remove => failed.push(LineProblem {
-                line: line_no,
-                field: "remove".into(),
-                detail: "a snapshot lists memberships: use mode=delta to remove".into(),
-            }),
+            Ok(line) if mode == ImportMode::Snapshot && line.remove && failed.len() < 1_000 => {
+                failed.push(LineProblem {
+                    line: line_no,
+                    field: "remove".into(),
+                    detail: "a snapshot lists memberships: use mode=delta to remove".into(),
+                })
+            }
             Ok(line) => {
                 lines.push(line);
                 numbers.push(line_no);
