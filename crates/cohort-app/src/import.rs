@@ -46,9 +46,11 @@ pub enum OnError {
     Abort,
 }
 
-/// Feeds parsed lines to a store import in batches.
+/// Feeds parsed lines to a store import in batches. The store transaction opens with
+/// the first full batch, so a small import holds no write lock while its lines arrive.
 pub struct Importer {
-    import: Box<dyn CustomerImport>,
+    store: std::sync::Arc<dyn Store>,
+    import: Option<Box<dyn CustomerImport>>,
     batch: Vec<CustomerUpsert>,
     report: Report,
     on_error: OnError,
@@ -56,10 +58,10 @@ pub struct Importer {
 }
 
 impl Importer {
-    pub async fn begin(store: &dyn Store, on_error: OnError, now: Timestamp) -> StoreResult<Self> {
-        let import = store.import_customers().await?;
+    pub async fn begin(store: std::sync::Arc<dyn Store>, on_error: OnError, now: Timestamp) -> StoreResult<Self> {
         Ok(Self {
-            import,
+            store,
+            import: None,
             batch: Vec::with_capacity(BATCH),
             report: Report::default(),
             on_error,
@@ -93,7 +95,11 @@ impl Importer {
 
     async fn flush(&mut self) -> StoreResult<()> {
         if !self.batch.is_empty() {
-            self.import.write(&self.batch, self.now).await?;
+            if self.import.is_none() {
+                self.import = Some(self.store.import_customers().await?);
+            }
+            let import = self.import.as_mut().expect("just opened");
+            import.write(&self.batch, self.now).await?;
             self.report.written += self.batch.len() as u64;
             self.batch.clear();
         }
@@ -107,7 +113,9 @@ impl Importer {
             return Ok(self.report);
         }
         self.flush().await?;
-        self.import.commit().await?;
+        if let Some(import) = self.import {
+            import.commit().await?;
+        }
         Ok(self.report)
     }
 }

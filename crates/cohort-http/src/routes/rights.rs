@@ -27,7 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CustomerExport {
     pub customer: CustomerBody,
-    /// Live memberships in every stored service.
+    /// Memberships in every stored service, expired ones included.
     pub memberships: Vec<ProvidedBody>,
     pub activities: Vec<ActivityBody>,
 }
@@ -48,7 +48,8 @@ async fn export(
         .ok_or_else(|| StoreError::not_found("customer", &id))?;
     let services: Vec<ServiceId> = store.list_services().await?.into_iter().map(|s| s.id).collect();
     let memberships = store
-        .customer_service_segments(&id, &services, state.app.now())
+        // Expired memberships are kept too: "now" before every expiry lists them all.
+        .customer_service_segments(&id, &services, Timestamp::from_unix_micros(i64::MIN))
         .await?
         .into_iter()
         .map(|(membership, grouped)| {

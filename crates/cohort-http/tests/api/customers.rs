@@ -266,6 +266,19 @@ async fn a_bulk_upsert_with_a_bad_line_stores_nothing_and_names_the_lines() {
 }
 
 #[tokio::test]
+async fn a_bad_line_after_flushed_batches_rolls_every_batch_back() {
+    let app = spawn_app().await;
+    // More lines than one write batch (5,000), so batches were written before the bad line.
+    let mut lines: String = (0..6_000).map(|i| format!("{{\"id\":\"b{i}\"}}\n")).collect();
+    lines.push_str("{\"id\":\"last\",\"active\":\"no\"}\n");
+    let p = problem(bulk(&app, &lines).await, 400, "invalid_lines").await;
+    assert_eq!(p["lines"][0]["line"], 6_001);
+    problem(app.get("/v1/customers/b0").await, 404, "not_found").await;
+    let listed: Value = app.get("/v1/customers?limit=1").await.json().await.unwrap();
+    assert_eq!(listed["items"], json!([]));
+}
+
+#[tokio::test]
 async fn metrics_count_requests_per_route() {
     let app = spawn_app().await;
     app.get("/v1/customers/nobody").await;
