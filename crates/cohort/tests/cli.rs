@@ -165,22 +165,25 @@ fn flags_win_over_environment_which_wins_over_the_file() {
 }
 
 #[test]
-fn serve_stops_cleanly_on_sigterm() {
+fn serve_with_demo_data_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_cohort"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--demo", "--listen", "127.0.0.1:0"])
         .current_dir(dir.path())
         .env("COHORT_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut demo_loaded = false;
     let address = loop {
         let line = lines.next().expect("the server logs its address").unwrap();
+        demo_loaded |= line.contains("demo data loaded") && line.contains("customers=5000");
         if let Some(rest) = line.split("address=").nth(1) {
             break rest.split_whitespace().next().unwrap().to_owned();
         }
     };
+    assert!(demo_loaded, "serve --demo loads the demo data before listening");
     let mut stream = std::net::TcpStream::connect(&address).unwrap();
     write!(stream, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
     let mut response = String::new();
