@@ -19,7 +19,8 @@ CREATE INDEX activities_by_customer ON activities (customer_seq, type, at);
 
 CREATE TABLE segment_build_queue (
     customer_seq BIGINT PRIMARY KEY REFERENCES customers (seq) ON DELETE CASCADE,
-    queued_at    BIGINT NOT NULL
+    queued_at    BIGINT NOT NULL,
+    version      BIGINT NOT NULL DEFAULT 1
 );
 
 CREATE INDEX segment_build_queue_by_time ON segment_build_queue (queued_at, customer_seq);

@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use cohort_core::{Activity, ActivityFilter, ActivityId, ActivityType, CustomerId, Page, PageRequest, Timestamp};
 use cohort_store::codec::{decode_attributes, decode_order, encode_attributes, encode_order, stored};
-use cohort_store::{ActivityStore, RecordSummary, StoreResult};
+use cohort_store::{ActivityStore, Queued, RecordSummary, StoreResult};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 
@@ -139,7 +139,7 @@ impl ActivityStore for PostgresStore {
             sqlx::query(
                 "INSERT INTO segment_build_queue (customer_seq, queued_at)
                  SELECT s, $2 FROM UNNEST($1::bigint[]) AS s ORDER BY s
-                 ON CONFLICT (customer_seq) DO NOTHING",
+                 ON CONFLICT (customer_seq) DO UPDATE SET version = segment_build_queue.version + 1",
             )
             .bind(chunk)
             .bind(now.unix_micros())
@@ -184,24 +184,32 @@ impl ActivityStore for PostgresStore {
         Ok(Page::from_rows(rows, page.limit))
     }
 
-    async fn queued_for_building(&self, limit: u32) -> StoreResult<Vec<CustomerId>> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT c.id FROM segment_build_queue q JOIN customers c ON c.seq = q.customer_seq
+    async fn queued_for_building(&self, limit: u32) -> StoreResult<Vec<Queued>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT c.id, q.version FROM segment_build_queue q JOIN customers c ON c.seq = q.customer_seq
              ORDER BY q.queued_at, q.customer_seq LIMIT $1",
         )
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        ids.iter().map(|id| stored(CustomerId::parse("id", id))).collect()
+        rows.iter()
+            .map(|(id, version)| {
+                Ok(Queued {
+                    customer: stored(CustomerId::parse("id", id))?,
+                    version: *version,
+                })
+            })
+            .collect()
     }
 
-    async fn built(&self, customers: &[CustomerId]) -> StoreResult<()> {
+    async fn built(&self, done: &[Queued]) -> StoreResult<()> {
         sqlx::query(
-            "DELETE FROM segment_build_queue q USING customers c
-             WHERE c.seq = q.customer_seq AND c.id = ANY($1)",
+            "DELETE FROM segment_build_queue q USING customers c, UNNEST($1::text[], $2::bigint[]) AS d (id, version)
+             WHERE c.id = d.id AND q.customer_seq = c.seq AND q.version = d.version",
         )
-        .bind(customers.iter().map(CustomerId::as_str).collect::<Vec<_>>())
+        .bind(done.iter().map(|q| q.customer.as_str()).collect::<Vec<_>>())
+        .bind(done.iter().map(|q| q.version).collect::<Vec<_>>())
         .execute(&self.pool)
         .await
         .map_err(db)?;

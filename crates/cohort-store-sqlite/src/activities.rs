@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use cohort_core::{Activity, ActivityFilter, ActivityId, ActivityType, CustomerId, Page, PageRequest, Timestamp};
 use cohort_store::codec::{decode_attributes, decode_order, encode_attributes, encode_order, stored};
-use cohort_store::{ActivityStore, RecordSummary, StoreError, StoreResult};
+use cohort_store::{ActivityStore, Queued, RecordSummary, StoreError, StoreResult};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
@@ -86,7 +86,7 @@ impl ActivityStore for SqliteStore {
             queue.push_values(chunk, |mut row, seq| {
                 row.push_bind(*seq).push_bind(now.unix_micros());
             });
-            queue.push(" ON CONFLICT (customer_seq) DO NOTHING");
+            queue.push(" ON CONFLICT (customer_seq) DO UPDATE SET version = segment_build_queue.version + 1");
             queue.build().execute(&mut *tx).await.map_err(db)?;
         }
         tx.commit().await.map_err(db)?;
@@ -126,24 +126,37 @@ impl ActivityStore for SqliteStore {
         Ok(Page::from_rows(rows, page.limit))
     }
 
-    async fn queued_for_building(&self, limit: u32) -> StoreResult<Vec<CustomerId>> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT c.id FROM segment_build_queue q JOIN customers c ON c.seq = q.customer_seq
+    async fn queued_for_building(&self, limit: u32) -> StoreResult<Vec<Queued>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT c.id, q.version FROM segment_build_queue q JOIN customers c ON c.seq = q.customer_seq
              ORDER BY q.queued_at, q.customer_seq LIMIT $1",
         )
         .bind(i64::from(limit))
         .fetch_all(&self.read)
         .await
         .map_err(db)?;
-        ids.iter().map(|id| stored(CustomerId::parse("id", id))).collect()
+        rows.iter()
+            .map(|(id, version)| {
+                Ok(Queued {
+                    customer: stored(CustomerId::parse("id", id))?,
+                    version: *version,
+                })
+            })
+            .collect()
     }
 
-    async fn built(&self, customers: &[CustomerId]) -> StoreResult<()> {
-        let list = serde_json::to_string(&customers.iter().map(CustomerId::as_str).collect::<Vec<_>>())
-            .expect("strings serialize");
+    async fn built(&self, done: &[Queued]) -> StoreResult<()> {
+        let list = serde_json::to_string(
+            &done
+                .iter()
+                .map(|q| (q.customer.as_str(), q.version))
+                .collect::<Vec<_>>(),
+        )
+        .expect("pairs serialize");
         sqlx::query(
-            "DELETE FROM segment_build_queue
-             WHERE customer_seq IN (SELECT seq FROM customers WHERE id IN (SELECT value FROM json_each($1)))",
+            "DELETE FROM segment_build_queue WHERE (customer_seq, version) IN
+             (SELECT c.seq, json_extract(j.value, '$[1]') FROM json_each($1) j
+              JOIN customers c ON c.id = json_extract(j.value, '$[0]'))",
         )
         .bind(list)
         .execute(&self.write)

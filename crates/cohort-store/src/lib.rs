@@ -12,5 +12,5 @@ pub use error::{StoreError, StoreResult};
 pub use store::{
     ActivityStore, ApplicationStore, CustomerFilter, CustomerImport, CustomerStore, Deletion, GroupedSegment,
     ImportMode, ImportSummary, ImportedMembership, KeyStore, MembershipChange, MembershipFeed, MembershipImportSummary,
-    RecordSummary, SegmentFilter, SegmentStore, ServiceStore, Store, TargetGroupStore,
+    Queued, RecordSummary, SegmentFilter, SegmentStore, ServiceStore, Store, TargetGroupStore,
 };

@@ -215,6 +215,13 @@ pub trait CustomerStore: Send + Sync + 'static {
     async fn customer_segments(&self, customer: &CustomerId, now: Timestamp) -> StoreResult<Vec<Membership>>;
 }
 
+/// A customer waiting for segment building. `version` counts how often it was queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    pub customer: CustomerId,
+    pub version: i64,
+}
+
 /// What recording a batch of activities did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RecordSummary {
@@ -239,9 +246,10 @@ pub trait ActivityStore: Send + Sync + 'static {
         page: PageRequest,
     ) -> StoreResult<Page<Activity>>;
     /// Customers queued for segment building, oldest first.
-    async fn queued_for_building(&self, limit: u32) -> StoreResult<Vec<CustomerId>>;
-    /// Takes customers off the building queue.
-    async fn built(&self, customers: &[CustomerId]) -> StoreResult<()>;
+    async fn queued_for_building(&self, limit: u32) -> StoreResult<Vec<Queued>>;
+    /// Takes built customers off the queue, unless they were queued again since they
+    /// were read (their version moved on): then they stay for the next round.
+    async fn built(&self, done: &[Queued]) -> StoreResult<()>;
 }
 
 /// One entry of the membership log. `segment` is `None` for a customer's creation
