@@ -80,7 +80,7 @@ fn group_in_use(id: SegmentGroupId) -> StoreError {
 }
 
 /// Only existing services that store segments (standard, import) may own groups.
-fn check_owner(service: &ServiceId, kind: Option<&str>) -> StoreResult<()> {
+fn check_owner(service: &ServiceId, kind: Option<&str>, exclusive: bool) -> StoreResult<()> {
     match kind {
         None => Err(StoreError::dangling(
             "service",
@@ -89,8 +89,23 @@ fn check_owner(service: &ServiceId, kind: Option<&str>) -> StoreResult<()> {
         Some("http") => {
             Err(Invalid::new("service", format!("{service} is an http service: it keeps no segments")).into())
         }
+        // An import replaces what an external system says; it never chooses between segments.
+        Some("import") if exclusive => Err(Invalid::new(
+            "exclusive",
+            format!("{service} is an import service: its groups cannot be exclusive"),
+        )
+        .into()),
         Some(_) => Ok(()),
     }
+}
+
+/// The kind of the service that owns a group.
+async fn owner_kind(conn: &mut PgConnection, service: &ServiceId) -> StoreResult<Option<String>> {
+    sqlx::query_scalar("SELECT kind FROM segmentation_services WHERE id = $1")
+        .bind(service.as_str())
+        .fetch_optional(conn)
+        .await
+        .map_err(db)
 }
 
 /// Whether some customer holds two segments of `group` (expired rows included).
@@ -118,7 +133,7 @@ impl SegmentStore for PostgresStore {
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(db)?;
-        check_owner(&group.service, kind.as_deref())?;
+        check_owner(&group.service, kind.as_deref(), group.exclusive)?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO segment_groups (service, name, reference, calculated, exclusive)
              VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -162,6 +177,10 @@ impl SegmentStore for PostgresStore {
         let mut group = group_from_row(&row)?;
         let becomes_exclusive = patch.exclusive == Some(true) && !group.exclusive;
         group.apply(patch);
+        if becomes_exclusive {
+            let kind = owner_kind(&mut tx, &group.service).await?;
+            check_owner(&group.service, kind.as_deref(), true)?;
+        }
         if becomes_exclusive && exclusivity_broken(&mut tx, id).await? {
             return Err(StoreError::conflict(
                 "exclusive",

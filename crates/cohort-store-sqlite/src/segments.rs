@@ -69,7 +69,7 @@ fn segment_write_error(reference: &ReferenceKey, group: SegmentGroupId) -> impl 
 }
 
 /// Only existing services that store segments (standard, import) may own groups.
-pub(crate) fn check_owner(service: &ServiceId, kind: Option<&str>) -> StoreResult<()> {
+pub(crate) fn check_owner(service: &ServiceId, kind: Option<&str>, exclusive: bool) -> StoreResult<()> {
     match kind {
         None => Err(StoreError::dangling(
             "service",
@@ -78,8 +78,23 @@ pub(crate) fn check_owner(service: &ServiceId, kind: Option<&str>) -> StoreResul
         Some("http") => {
             Err(Invalid::new("service", format!("{service} is an http service: it keeps no segments")).into())
         }
+        // An import replaces what an external system says; it never chooses between segments.
+        Some("import") if exclusive => Err(Invalid::new(
+            "exclusive",
+            format!("{service} is an import service: its groups cannot be exclusive"),
+        )
+        .into()),
         Some(_) => Ok(()),
     }
+}
+
+/// The kind of the service that owns a group.
+async fn owner_kind(conn: &mut SqliteConnection, service: &ServiceId) -> StoreResult<Option<String>> {
+    sqlx::query_scalar("SELECT kind FROM segmentation_services WHERE id = $1")
+        .bind(service.as_str())
+        .fetch_optional(conn)
+        .await
+        .map_err(db)
 }
 
 /// Whether some customer holds two segments of `group` (expired rows included).
@@ -105,7 +120,7 @@ impl SegmentStore for SqliteStore {
             .fetch_optional(&mut *tx)
             .await
             .map_err(db)?;
-        check_owner(&group.service, kind.as_deref())?;
+        check_owner(&group.service, kind.as_deref(), group.exclusive)?;
         let row = sqlx::query(
             "INSERT INTO segment_groups (service, name, reference, calculated, exclusive)
              VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -149,6 +164,10 @@ impl SegmentStore for SqliteStore {
         let mut group = group_from_row(&row)?;
         let becomes_exclusive = patch.exclusive == Some(true) && !group.exclusive;
         group.apply(patch);
+        if becomes_exclusive {
+            let kind = owner_kind(&mut tx, &group.service).await?;
+            check_owner(&group.service, kind.as_deref(), true)?;
+        }
         if becomes_exclusive && exclusivity_broken(&mut tx, id).await? {
             return Err(StoreError::conflict(
                 "exclusive",

@@ -891,7 +891,26 @@ pub async fn segment_groups_belong_to_services_that_store_segments(store: &dyn S
         exclusive: true,
     };
     let standard = store.create_segment_group(&in_service("standard")).await.unwrap();
-    let dmp = store.create_segment_group(&in_service("dmp")).await.unwrap();
+    let refused = store.create_segment_group(&in_service("dmp")).await.unwrap_err();
+    assert!(
+        matches!(refused, StoreError::Invalid(ref e) if e.field == "exclusive"),
+        "{refused:?}"
+    );
+    let dmp = store
+        .create_segment_group(&NewSegmentGroup {
+            exclusive: false,
+            ..in_service("dmp")
+        })
+        .await
+        .unwrap();
+    let made_exclusive = SegmentGroupPatch {
+        exclusive: Some(true),
+        ..Default::default()
+    };
+    assert!(matches!(
+        store.update_segment_group(dmp.id, made_exclusive).await,
+        Err(StoreError::Invalid(_))
+    ));
     assert_eq!((standard.service.as_str(), dmp.service.as_str()), ("standard", "dmp"));
     assert_eq!(store.segment_group(dmp.id).await.unwrap(), Some(dmp));
     assert!(
