@@ -4,6 +4,7 @@
 //! issues and verifies API keys, parses import files and loads the demo data set.
 
 pub mod activities;
+pub mod builders;
 pub mod clock;
 pub mod demo;
 pub mod external;

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-const PURE: &[&str] = &["cohort-core", "cohort-index"];
+const PURE: &[&str] = &["cohort-core", "cohort-engine", "cohort-index"];
 const FORBIDDEN_CRATES: &[&str] = &[
     "tokio",
     "async-std",
