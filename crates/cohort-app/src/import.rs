@@ -58,15 +58,15 @@ pub struct Importer {
 }
 
 impl Importer {
-    pub async fn begin(store: std::sync::Arc<dyn Store>, on_error: OnError, now: Timestamp) -> StoreResult<Self> {
-        Ok(Self {
+    pub fn new(store: std::sync::Arc<dyn Store>, on_error: OnError, now: Timestamp) -> Self {
+        Self {
             store,
             import: None,
             batch: Vec::with_capacity(BATCH),
             report: Report::default(),
             on_error,
             now,
-        })
+        }
     }
 
     pub async fn push(&mut self, line: u64, parsed: Result<CustomerUpsert, Invalid>) -> StoreResult<()> {

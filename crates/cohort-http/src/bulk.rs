@@ -51,7 +51,7 @@ pub async fn bulk_upsert(
     body: Body,
 ) -> ApiResult<Json<BulkResult>> {
     require_ndjson(&headers)?;
-    let mut importer = Importer::begin(state.app.store.clone(), OnError::Abort, state.app.now()).await?;
+    let mut importer = Importer::new(state.app.store.clone(), OnError::Abort, state.app.now());
     let mut lines = LineReader::new(body);
     while let Some((line_no, text)) = lines.next_line().await? {
         importer.push(line_no, parse_ndjson_line(&text)).await?;

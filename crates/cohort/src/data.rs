@@ -65,7 +65,7 @@ pub async fn import_customers(config: &Config, file: &Path, format: Option<Forma
     // Parsing runs on a blocking thread, writing on this one: the two overlap.
     let (tx, mut rx) = mpsc::channel::<Vec<Parsed>>(8);
     let parser = tokio::task::spawn_blocking(move || parse(input, format, tx));
-    let mut importer = Importer::begin(store.clone(), OnError::Skip, SystemClock.now()).await?;
+    let mut importer = Importer::new(store.clone(), OnError::Skip, SystemClock.now());
     while let Some(chunk) = rx.recv().await {
         for (line, parsed) in chunk {
             importer.push(line, parsed).await?;
