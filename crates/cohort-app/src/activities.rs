@@ -67,7 +67,7 @@ fn take_string(object: &mut Map<String, Value>, name: &str) -> Result<Option<Str
     }
 }
 
-fn decimal(field: &str, value: Option<&Value>) -> Result<Decimal, Invalid> {
+pub(crate) fn decimal(field: &str, value: Option<&Value>) -> Result<Decimal, Invalid> {
     let text = match value {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),

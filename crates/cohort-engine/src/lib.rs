@@ -1,10 +1,19 @@
 //! Decisions over compiled rules. For now: segment builders — definitions given as
 //! data, checked and compiled once when saved, then evaluated per customer as a pure,
-//! total function (missing data puts a customer in no segment, never fails).
+//! total function (missing data puts a customer in no segment, never fails) — and the
+//! condition trees, conditions, activity aggregates and RFM scales they use.
 //!
 //! Architecture Invariant: this crate is pure — no I/O, no clock (`now` is a
 //! parameter), no async, no JSON.
 
+pub mod aggregate;
 pub mod builder;
+pub mod condition;
+pub mod rfm;
+pub mod tree;
 
-pub use builder::{ActivityTimes, AgeRange, BuilderSpec, Comparison, CompiledBuilder};
+pub use aggregate::{ActivityFact, Aggregate, AggregateValue, Aggregates, summarize};
+pub use builder::{AgeRange, BuilderSpec, CompiledBuilder, ConditionalSegment, MAX_TREE_DEPTH, Profile};
+pub use condition::{AttributeTest, Bound, Comparison, Condition, Measure};
+pub use rfm::{Quintiles, RfmBounds, RfmMeasure};
+pub use tree::Tree;
