@@ -7,6 +7,7 @@
 //! HTTP edge can trust them.
 
 pub mod activity;
+pub mod aggregate;
 pub mod application;
 pub mod attributes;
 pub mod customer;
@@ -16,11 +17,13 @@ pub mod key;
 pub mod membership;
 pub mod page;
 pub mod segment;
+pub mod segment_builder;
 pub mod service;
 pub mod target_group;
 pub mod timestamp;
 
 pub use activity::{Activity, ActivityFilter, ActivityId, ActivityType, Order, OrderItem};
+pub use aggregate::{ActivityFact, Aggregate, AggregateValue, Aggregates};
 pub use application::{Application, ApplicationPatch, Currency, Origin};
 pub use attributes::{AttributeName, AttributeValue, Attributes, ValueKind};
 pub use customer::{Customer, CustomerPatch, CustomerUpsert, NewCustomer};
@@ -33,6 +36,7 @@ pub use membership::{
 pub use page::{NameFilter, Page, PageRequest};
 pub use rust_decimal::Decimal;
 pub use segment::{NewSegment, NewSegmentGroup, Segment, SegmentGroup, SegmentGroupPatch, SegmentPatch};
+pub use segment_builder::{BuilderId, NewSegmentBuilder, SegmentBuilder, SegmentBuilderPatch};
 pub use service::{HttpSettings, QualifiedSegment, SegmentationService, ServiceId, ServiceKind, ServicePatch};
 pub use target_group::{NewTargetGroup, TargetGroup, TargetGroupPatch, Threshold};
 pub use timestamp::Timestamp;

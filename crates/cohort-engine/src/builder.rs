@@ -6,10 +6,10 @@ use std::collections::{HashMap, HashSet};
 
 use cohort_core::{AttributeName, AttributeValue, Attributes, Invalid, ReferenceKey, Timestamp};
 
-use crate::aggregate::{Aggregate, Aggregates};
 use crate::condition::{Comparison, Condition, text};
 use crate::rfm::{RfmBounds, RfmMeasure};
 use crate::tree::Tree;
+use cohort_core::aggregate::{Aggregate, Aggregates};
 
 /// An age range `from..=to` (years; `to` open-ended when `None`) and its segment.
 #[derive(Debug, Clone, PartialEq, Eq)]

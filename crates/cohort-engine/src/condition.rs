@@ -7,7 +7,7 @@ use cohort_core::{AttributeName, AttributeValue, Attributes, Timestamp};
 use rust_decimal::Decimal;
 use time::Date;
 
-use crate::aggregate::{Aggregate, Aggregates, MICROS_PER_DAY};
+use cohort_core::aggregate::{Aggregate, Aggregates, MICROS_PER_DAY};
 
 /// How a measured value compares with a given one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,14 +6,13 @@
 //! Architecture Invariant: this crate is pure — no I/O, no clock (`now` is a
 //! parameter), no async, no JSON.
 
-pub mod aggregate;
 pub mod builder;
 pub mod condition;
 pub mod rfm;
 pub mod tree;
 
-pub use aggregate::{ActivityFact, Aggregate, AggregateValue, Aggregates, summarize};
 pub use builder::{AgeRange, BuilderSpec, CompiledBuilder, ConditionalSegment, MAX_TREE_DEPTH, Profile};
+pub use cohort_core::aggregate::{ActivityFact, Aggregate, AggregateValue, Aggregates, summarize};
 pub use condition::{AttributeTest, Bound, Comparison, Condition, Measure};
 pub use rfm::{Quintiles, RfmBounds, RfmMeasure};
 pub use tree::Tree;

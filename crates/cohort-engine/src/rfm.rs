@@ -8,7 +8,7 @@
 use cohort_core::Timestamp;
 use rust_decimal::Decimal;
 
-use crate::aggregate::AggregateValue;
+use cohort_core::aggregate::AggregateValue;
 
 /// One customer's raw RFM values; higher is better for all three.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use cohort_core::{Activity, ActivityFilter, ActivityId, ActivityType, CustomerId, Page, PageRequest, Timestamp};
-use cohort_store::codec::{decode_attributes, decode_order, encode_attributes, encode_order, stored};
+use cohort_store::codec::{amount_e4, decode_attributes, decode_order, encode_attributes, encode_order, stored};
 use cohort_store::{ActivityStore, Queued, RecordSummary, StoreError, StoreResult};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
@@ -65,7 +65,7 @@ impl ActivityStore for SqliteStore {
                 continue;
             }
             let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO activities (id, customer_seq, type, at, attributes, order_data, recorded_at) ",
+                "INSERT INTO activities (id, customer_seq, type, at, attributes, order_data, amount_e4, recorded_at) ",
             );
             insert.push_values(&fresh, |mut row, a| {
                 row.push_bind(a.id.as_str().to_owned())
@@ -74,6 +74,7 @@ impl ActivityStore for SqliteStore {
                     .push_bind(a.at.unix_micros())
                     .push_bind(encode_attributes(&a.attributes))
                     .push_bind(a.order.as_ref().map(encode_order))
+                    .push_bind(a.order.as_ref().and_then(amount_e4))
                     .push_bind(now.unix_micros());
             });
             insert.build().execute(&mut *tx).await.map_err(db)?;

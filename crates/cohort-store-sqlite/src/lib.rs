@@ -6,6 +6,7 @@
 
 mod activities;
 mod applications;
+mod builders;
 mod customers;
 mod error;
 mod feed;

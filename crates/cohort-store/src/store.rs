@@ -8,10 +8,11 @@ use cohort_core::customer::CustomerUpsert;
 use cohort_core::segment::{NewSegment, NewSegmentGroup};
 use cohort_core::target_group::NewTargetGroup;
 use cohort_core::{
-    Activity, ActivityFilter, ApiKey, Application, ApplicationId, ApplicationPatch, Customer, CustomerId,
-    CustomerPatch, Membership, NameFilter, NewCustomer, Page, PageRequest, ReferenceKey, Segment, SegmentChange,
-    SegmentGroup, SegmentGroupId, SegmentGroupPatch, SegmentId, SegmentPatch, SegmentationService, ServiceId,
-    ServicePatch, TargetGroup, TargetGroupId, TargetGroupPatch, Timestamp,
+    Activity, ActivityFilter, Aggregate, Aggregates, ApiKey, Application, ApplicationId, ApplicationPatch, Attributes,
+    BuilderId, Customer, CustomerId, CustomerPatch, Membership, NameFilter, NewCustomer, NewSegmentBuilder, Page,
+    PageRequest, ReferenceKey, Segment, SegmentBuilder, SegmentBuilderPatch, SegmentChange, SegmentGroup,
+    SegmentGroupId, SegmentGroupPatch, SegmentId, SegmentPatch, SegmentationService, ServiceId, ServicePatch,
+    TargetGroup, TargetGroupId, TargetGroupPatch, Timestamp,
 };
 
 use crate::StoreResult;
@@ -59,6 +60,7 @@ pub trait Store:
     + CustomerStore
     + ActivityStore
     + MembershipFeed
+    + BuilderStore
     + KeyStore
 {
     /// `sqlite` or `postgres`.
@@ -285,6 +287,92 @@ pub trait MembershipFeed: Send + Sync + 'static {
     async fn customer_key(&self, id: &CustomerId) -> StoreResult<Option<i64>>;
     /// The ids of customers by key, in the order given (unknown keys are skipped).
     async fn customer_ids(&self, keys: &[i64]) -> StoreResult<Vec<CustomerId>>;
+}
+
+/// Which customers a build reads.
+#[derive(Debug, Clone, Copy)]
+pub enum BuildSelection<'a> {
+    /// Customers with a key above `after`, ascending, at most `limit` (full builds page).
+    Page { after: i64, limit: u32 },
+    /// These customers (incremental builds); unknown ids are skipped.
+    Ids(&'a [CustomerId]),
+}
+
+/// Whose memberships a build compares with.
+#[derive(Debug, Clone, Copy)]
+pub enum KeySelection<'a> {
+    /// Keys `from..=to`.
+    Range {
+        from: i64,
+        to: i64,
+    },
+    Keys(&'a [i64]),
+}
+
+/// What builders read of one customer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BuildInput {
+    pub key: i64,
+    pub id: CustomerId,
+    pub attributes: Attributes,
+    /// The aggregates asked for, at the time given.
+    pub aggregates: Aggregates,
+}
+
+/// A customer's computed membership changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildChange {
+    pub customer: i64,
+    pub add: Vec<SegmentId>,
+    pub remove: Vec<SegmentId>,
+}
+
+/// What applying build changes wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BuildSummary {
+    pub added: u64,
+    pub removed: u64,
+}
+
+/// Segment builders, and what building reads and writes.
+#[async_trait]
+pub trait BuilderStore: Send + Sync + 'static {
+    /// Refuses a group that does not exist (`group`, dangling) or already has a builder (conflict).
+    async fn create_builder(&self, builder: &NewSegmentBuilder, now: Timestamp) -> StoreResult<SegmentBuilder>;
+    async fn builder(&self, id: BuilderId) -> StoreResult<Option<SegmentBuilder>>;
+    async fn update_builder(
+        &self,
+        id: BuilderId,
+        patch: SegmentBuilderPatch,
+        now: Timestamp,
+    ) -> StoreResult<SegmentBuilder>;
+    /// Deletes the builder; the memberships it wrote stay.
+    async fn delete_builder(&self, id: BuilderId) -> StoreResult<()>;
+    /// Every builder, by id.
+    async fn list_builders(&self) -> StoreResult<Vec<SegmentBuilder>>;
+    /// Records a finished full build: the state it fitted and when.
+    async fn record_build(&self, id: BuilderId, state: Option<&str>, at: Timestamp) -> StoreResult<()>;
+
+    /// Customers with their attributes and the aggregates of their activities at `now`
+    /// (activities after `now` do not count; order amounts are summed to 4 decimals).
+    async fn build_inputs(
+        &self,
+        selection: BuildSelection<'_>,
+        aggregates: &[Aggregate],
+        now: Timestamp,
+    ) -> StoreResult<Vec<BuildInput>>;
+    /// The live memberships `(customer key, segment)` of the selected customers in
+    /// the groups' segments.
+    async fn group_memberships(
+        &self,
+        groups: &[SegmentGroupId],
+        customers: KeySelection<'_>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<(i64, SegmentId)>>;
+    /// Applies computed changes in one transaction: added memberships are
+    /// `calculated`, without expiry, replacing an expired row; removing an absent one
+    /// and changes of customers deleted meanwhile are no-ops.
+    async fn apply_build(&self, changes: &[BuildChange], now: Timestamp) -> StoreResult<BuildSummary>;
 }
 
 #[async_trait]

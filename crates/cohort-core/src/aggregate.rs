@@ -2,8 +2,9 @@
 //! the summed order amount. Stores compute them in SQL for whole populations;
 //! `summarize` computes the same from raw activities (tests, single customers).
 
-use cohort_core::{ActivityType, Timestamp};
 use rust_decimal::Decimal;
+
+use crate::{ActivityType, Timestamp};
 
 pub const MICROS_PER_DAY: i64 = 86_400_000_000;
 

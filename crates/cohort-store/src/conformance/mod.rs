@@ -12,6 +12,10 @@ use cohort_core::*;
 
 use crate::{CustomerFilter, ImportMode, ImportedMembership, SegmentFilter, Store, StoreError};
 
+mod builders;
+use builders::drain_queue;
+pub use builders::*;
+
 /// Expands to one `#[tokio::test]` per conformance check, each on a fresh store.
 /// Extra attributes (such as `#[ignore = "…"]`) are put on every test.
 #[macro_export]
@@ -57,6 +61,10 @@ macro_rules! conformance_suite {
             a_deleted_customer_leaves_only_the_deletion_log,
             an_import_renews_expired_memberships_and_the_last_line_wins,
             deleted_ids_are_never_given_again,
+            builders_round_trip_and_own_their_group,
+            build_inputs_read_attributes_and_activity_aggregates,
+            applied_builds_write_calculated_memberships,
+            customer_changes_queue_them_for_building,
         );
     };
     (@each $fresh:path, $attrs:tt $name:ident $(, $rest:ident)* $(,)?) => {
@@ -1184,6 +1192,7 @@ pub async fn a_retried_activity_is_a_duplicate_not_a_second_record(store: &dyn S
 
 pub async fn an_unknown_customer_fails_a_whole_activity_batch(store: &dyn Store) {
     store.create_customer(&new_customer("c1"), t(0)).await.unwrap();
+    drain_queue(store).await;
     let batch = [activity("a1", "c1", "login", 10), activity("a2", "ghost", "login", 11)];
     let err = store.record_activities(&batch, t(12)).await.unwrap_err();
     assert!(
@@ -1202,6 +1211,7 @@ pub async fn recorded_activities_queue_their_customers_for_building(store: &dyn 
     for c in ["c1", "c2", "c3"] {
         store.create_customer(&new_customer(c), t(0)).await.unwrap();
     }
+    drain_queue(store).await;
     store
         .record_activities(
             &[activity("a1", "c2", "login", 1), activity("a2", "c1", "login", 2)],
@@ -1244,6 +1254,7 @@ pub async fn deleting_a_customer_deletes_its_activities(store: &dyn Store) {
         .unwrap();
     store.delete_customer(&cid("c1"), t(100)).await.unwrap();
     store.create_customer(&new_customer("c1"), t(3)).await.unwrap();
+    drain_queue(store).await;
     let all = store
         .list_activities(&cid("c1"), &ActivityFilter::default(), PageRequest::first())
         .await
