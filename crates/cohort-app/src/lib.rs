@@ -5,6 +5,7 @@
 
 pub mod activities;
 pub mod builders;
+pub mod building;
 pub mod clock;
 pub mod demo;
 pub mod external;
@@ -13,6 +14,7 @@ pub mod index;
 pub mod keys;
 mod open;
 pub mod provider;
+pub mod schedule;
 
 use std::sync::Arc;
 
@@ -30,6 +32,7 @@ pub struct App {
     pub keys: Arc<Keys>,
     pub segments: Arc<provider::SegmentProvider>,
     pub index: Arc<index::LiveIndex>,
+    pub builds: Arc<building::Builds>,
 }
 
 impl App {
@@ -37,12 +40,14 @@ impl App {
         let keys = Arc::new(Keys::new(store.clone(), clock.clone()));
         let segments = Arc::new(provider::SegmentProvider::new(store.clone(), clock.clone()));
         let index = Arc::new(index::LiveIndex::new(store.clone(), clock.clone()));
+        let builds = Arc::new(building::Builds::new(store.clone(), clock.clone()));
         Self {
             store,
             clock,
             keys,
             segments,
             index,
+            builds,
         }
     }
 

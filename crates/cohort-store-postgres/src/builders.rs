@@ -31,6 +31,9 @@ impl BuilderStore for PostgresStore {
     async fn list_builders(&self) -> StoreResult<Vec<SegmentBuilder>> {
         Ok(Vec::new())
     }
+    async fn count_customers(&self) -> StoreResult<u64> {
+        Err(missing())
+    }
     async fn record_build(&self, _: BuilderId, _: Option<&str>, _: Timestamp) -> StoreResult<()> {
         Err(missing())
     }

@@ -156,6 +156,14 @@ impl BuilderStore for SqliteStore {
         rows.iter().map(from_row).collect()
     }
 
+    async fn count_customers(&self) -> StoreResult<u64> {
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM customers")
+            .fetch_one(&self.read)
+            .await
+            .map_err(db)?;
+        Ok(count as u64)
+    }
+
     async fn record_build(&self, id: BuilderId, state: Option<&str>, at: Timestamp) -> StoreResult<()> {
         let done = sqlx::query("UPDATE segment_builders SET state = $2, built_at = $3 WHERE id = $1")
             .bind(id.get())

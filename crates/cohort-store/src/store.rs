@@ -350,6 +350,8 @@ pub trait BuilderStore: Send + Sync + 'static {
     async fn delete_builder(&self, id: BuilderId) -> StoreResult<()>;
     /// Every builder, by id.
     async fn list_builders(&self) -> StoreResult<Vec<SegmentBuilder>>;
+    /// How many customers there are (the size of a full build).
+    async fn count_customers(&self) -> StoreResult<u64>;
     /// Records a finished full build: the state it fitted and when.
     async fn record_build(&self, id: BuilderId, state: Option<&str>, at: Timestamp) -> StoreResult<()>;
 

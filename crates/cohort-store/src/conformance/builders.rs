@@ -135,6 +135,7 @@ pub async fn build_inputs_read_attributes_and_activity_aggregates(store: &dyn St
         .unwrap();
     let ids: Vec<&str> = inputs.iter().map(|i| i.id.as_str()).collect();
     assert_eq!(ids, ["c1", "c2", "c3"]);
+    assert_eq!(store.count_customers().await.unwrap(), 3);
     assert!(inputs.windows(2).all(|w| w[0].key < w[1].key));
     assert_eq!(inputs[0].attributes, new_customer("c1").attributes);
 

@@ -1,0 +1,552 @@
+//! Running segment builders: full builds over every customer, incremental builds of
+//! the customers the queue names, and the definitions' life cycle (checked, compiled
+//! and given their segments when saved).
+//!
+//! A builder owns its group: after a build, the group's live memberships are exactly
+//! what the builder computed, and only the differences were written. Builds and the
+//! incremental worker take turns page by page (`turn`), so neither writes a result
+//! computed from data the other has already replaced.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use cohort_core::segment::NewSegment;
+use cohort_core::{
+    Aggregate, BuilderId, Invalid, Name, NewSegmentBuilder, PageRequest, ReferenceKey, SegmentBuilder,
+    SegmentBuilderPatch, SegmentGroup, SegmentGroupId, SegmentId, ServiceId, Timestamp,
+};
+use cohort_engine::{CompiledBuilder, Profile, Quintiles, RfmBounds, RfmMeasure};
+use cohort_store::{
+    BuildChange, BuildInput, BuildSelection, BuildSummary, KeySelection, SegmentFilter, Store, StoreError, StoreResult,
+};
+use serde_json::{Value, json};
+use tokio::sync::Mutex;
+
+use crate::Clock;
+use crate::builders::parse_builder;
+use crate::schedule::Schedule;
+
+/// Customers read and written per step of a full build.
+pub const PAGE: u32 = 5_000;
+
+/// Reports how far a build has come.
+pub trait Progress: Send + Sync {
+    /// A new phase starts with `total` customers to go through.
+    fn phase(&self, name: &'static str, total: u64);
+    fn advance(&self, customers: u64);
+}
+
+/// A progress nobody watches.
+pub struct Silent;
+
+impl Progress for Silent {
+    fn phase(&self, _: &'static str, _: u64) {}
+    fn advance(&self, _: u64) {}
+}
+
+/// What a build did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BuildReport {
+    pub customers: u64,
+    pub added: u64,
+    pub removed: u64,
+}
+
+impl BuildReport {
+    fn absorb(&mut self, summary: BuildSummary) {
+        self.added += summary.added;
+        self.removed += summary.removed;
+    }
+}
+
+/// A builder ready to run: its record, compiled definition and group's segments.
+struct Loaded {
+    record: SegmentBuilder,
+    compiled: CompiledBuilder,
+    group: SegmentGroup,
+    /// Every segment of the group, by reference.
+    segments: HashMap<ReferenceKey, SegmentId>,
+}
+
+impl Loaded {
+    /// The segments a customer should hold in the group; `None`: leave them alone.
+    fn desired(&self, input: &BuildInput, now: Timestamp) -> Option<Vec<SegmentId>> {
+        let profile = Profile {
+            attributes: &input.attributes,
+            aggregates: &input.aggregates,
+        };
+        let mut ids: Vec<SegmentId> = self
+            .compiled
+            .evaluate(profile, now)?
+            .iter()
+            .filter_map(|r| self.segments.get(r).copied())
+            .collect();
+        if self.group.exclusive {
+            ids.truncate(1);
+        }
+        Some(ids)
+    }
+
+    fn owns(&self, segment: SegmentId) -> bool {
+        self.segments.values().any(|s| *s == segment)
+    }
+}
+
+/// The adds and removes that turn `current` (the customer's memberships in the
+/// builder's group) into `desired`.
+fn diff(loaded: &Loaded, desired: &[SegmentId], current: &[SegmentId], change: &mut BuildChange) {
+    change
+        .add
+        .extend(desired.iter().filter(|s| !current.contains(s)).copied());
+    change.remove.extend(
+        current
+            .iter()
+            .filter(|s| loaded.owns(**s) && !desired.contains(s))
+            .copied(),
+    );
+}
+
+/// Memberships by customer key.
+fn by_customer(rows: Vec<(i64, SegmentId)>) -> HashMap<i64, Vec<SegmentId>> {
+    let mut map: HashMap<i64, Vec<SegmentId>> = HashMap::new();
+    for (customer, segment) in rows {
+        map.entry(customer).or_default().push(segment);
+    }
+    map
+}
+
+pub struct Builds {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    turn: Mutex<()>,
+}
+
+impl Builds {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            clock,
+            turn: Mutex::new(()),
+        }
+    }
+
+    /// Checks and saves a builder, creating the segments it assigns in its group.
+    pub async fn create(
+        &self,
+        name: Name,
+        group: SegmentGroupId,
+        definition: &Value,
+        schedule: Option<String>,
+        enabled: bool,
+    ) -> StoreResult<SegmentBuilder> {
+        let compiled = compile(definition)?;
+        let group = self.writable_group(group, &compiled).await?;
+        if let Some(s) = &schedule {
+            Schedule::parse("schedule", s)?;
+        }
+        let new = NewSegmentBuilder {
+            name,
+            group: group.id,
+            definition: definition.to_string(),
+            schedule,
+            enabled,
+        };
+        let created = self.store.create_builder(&new, self.clock.now()).await?;
+        self.ensure_segments(&group, &compiled).await?;
+        Ok(created)
+    }
+
+    /// Changes a builder; a new definition is checked against its group.
+    pub async fn update(
+        &self,
+        id: BuilderId,
+        name: Option<Name>,
+        definition: Option<&Value>,
+        schedule: Option<Option<String>>,
+        enabled: Option<bool>,
+    ) -> StoreResult<SegmentBuilder> {
+        let existing = self
+            .store
+            .builder(id)
+            .await?
+            .ok_or_else(|| StoreError::not_found("segment builder", id))?;
+        let compiled = definition.map(compile).transpose()?;
+        let group = match &compiled {
+            Some(c) => Some(self.writable_group(existing.group, c).await?),
+            None => None,
+        };
+        if let Some(Some(s)) = &schedule {
+            Schedule::parse("schedule", s)?;
+        }
+        let patch = SegmentBuilderPatch {
+            name,
+            definition: definition.map(Value::to_string),
+            schedule,
+            enabled,
+        };
+        let updated = self.store.update_builder(id, patch, self.clock.now()).await?;
+        if let (Some(group), Some(compiled)) = (group, compiled) {
+            self.ensure_segments(&group, &compiled).await?;
+        }
+        Ok(updated)
+    }
+
+    /// The group a builder may write into: calculated, of the standard service, and
+    /// not exclusive when the builder gives customers several segments.
+    async fn writable_group(&self, id: SegmentGroupId, compiled: &CompiledBuilder) -> StoreResult<SegmentGroup> {
+        let group = self
+            .store
+            .segment_group(id)
+            .await?
+            .ok_or_else(|| StoreError::dangling("group", format!("segment group {id} does not exist")))?;
+        if group.service != ServiceId::standard() || !group.calculated {
+            return Err(Invalid::new("group", "builders write into calculated groups of the standard service").into());
+        }
+        if group.exclusive && compiled.assigns_several() {
+            return Err(Invalid::new(
+                "definition.kind",
+                "this builder gives customers several segments; its group cannot be exclusive",
+            )
+            .into());
+        }
+        Ok(group)
+    }
+
+    /// Creates the builder's segments missing from its group; returns every segment
+    /// of the group by reference.
+    async fn ensure_segments(
+        &self,
+        group: &SegmentGroup,
+        compiled: &CompiledBuilder,
+    ) -> StoreResult<HashMap<ReferenceKey, SegmentId>> {
+        let mut segments = HashMap::new();
+        let filter = SegmentFilter {
+            group: Some(group.id),
+            ..Default::default()
+        };
+        let mut page = PageRequest::new(None, Some(cohort_core::page::MAX_LIMIT))?;
+        loop {
+            let found = self.store.list_segments(&filter, page).await?;
+            segments.extend(found.items.into_iter().map(|s| (s.reference, s.id)));
+            match found.next {
+                Some(next) => page.after = Some(next),
+                None => break,
+            }
+        }
+        for reference in compiled.segments() {
+            if !segments.contains_key(reference) {
+                let new = NewSegment {
+                    group: group.id,
+                    name: Name::parse("name", reference.as_str())?,
+                    reference: reference.clone(),
+                    calculated: true,
+                };
+                let created = self.store.create_segment(&new).await?;
+                segments.insert(created.reference, created.id);
+            }
+        }
+        Ok(segments)
+    }
+
+    /// Loads the enabled builders (or just `only`, enabled or not).
+    async fn load(&self, only: Option<BuilderId>) -> StoreResult<Vec<Loaded>> {
+        let records = match only {
+            Some(id) => vec![
+                self.store
+                    .builder(id)
+                    .await?
+                    .ok_or_else(|| StoreError::not_found("segment builder", id))?,
+            ],
+            None => self
+                .store
+                .list_builders()
+                .await?
+                .into_iter()
+                .filter(|b| b.enabled)
+                .collect(),
+        };
+        let mut loaded = Vec::with_capacity(records.len());
+        for record in records {
+            let stored = serde_json::from_str(&record.definition)
+                .map_err(|e| StoreError::Backend(format!("builder {}: stored definition: {e}", record.id)))?;
+            let mut compiled = compile(&stored)
+                .map_err(|e| StoreError::Backend(format!("builder {}: stored definition: {e}", record.id)))?;
+            compiled.set_rfm_bounds(record.state.as_deref().and_then(decode_bounds));
+            let group = self
+                .store
+                .segment_group(record.group)
+                .await?
+                .ok_or_else(|| StoreError::Backend(format!("builder {}: its group is gone", record.id)))?;
+            let segments = self.ensure_segments(&group, &compiled).await?;
+            loaded.push(Loaded {
+                record,
+                compiled,
+                group,
+                segments,
+            });
+        }
+        Ok(loaded)
+    }
+
+    /// Builds every enabled builder (or one) for every customer, writing only changes.
+    pub async fn run_full(&self, only: Option<BuilderId>, progress: &dyn Progress) -> StoreResult<BuildReport> {
+        let mut loaded = self.load(only).await?;
+        let mut report = BuildReport::default();
+        if loaded.is_empty() {
+            return Ok(report);
+        }
+        let now = self.clock.now();
+        let aggregates = union_of_aggregates(&loaded);
+        let groups: Vec<SegmentGroupId> = loaded.iter().map(|l| l.group.id).collect();
+        let mut measures: Vec<Vec<(i64, RfmMeasure)>> = vec![Vec::new(); loaded.len()];
+        progress.phase("evaluating", self.store.count_customers().await?);
+        let mut after = 0;
+        loop {
+            let _turn = self.turn.lock().await;
+            let inputs = self
+                .store
+                .build_inputs(BuildSelection::Page { after, limit: PAGE }, &aggregates, now)
+                .await?;
+            let (Some(first), Some(last)) = (inputs.first(), inputs.last()) else {
+                break;
+            };
+            let range = KeySelection::Range {
+                from: first.key,
+                to: last.key,
+            };
+            let current = by_customer(self.store.group_memberships(&groups, range, now).await?);
+            let mut changes = Vec::new();
+            for input in &inputs {
+                let held = current.get(&input.key).map_or(&[][..], Vec::as_slice);
+                let mut change = BuildChange {
+                    customer: input.key,
+                    add: Vec::new(),
+                    remove: Vec::new(),
+                };
+                for (i, l) in loaded.iter().enumerate() {
+                    if l.compiled.is_population_scored() {
+                        let profile = Profile {
+                            attributes: &input.attributes,
+                            aggregates: &input.aggregates,
+                        };
+                        if let Some(m) = l.compiled.rfm_measure(profile, now) {
+                            measures[i].push((input.key, m));
+                        }
+                    } else if let Some(desired) = l.desired(input, now) {
+                        diff(l, &desired, held, &mut change);
+                    }
+                }
+                if !change.add.is_empty() || !change.remove.is_empty() {
+                    changes.push(change);
+                }
+            }
+            report.absorb(self.store.apply_build(&changes, now).await?);
+            report.customers += inputs.len() as u64;
+            progress.advance(inputs.len() as u64);
+            after = last.key;
+        }
+        for (i, l) in loaded.iter_mut().enumerate() {
+            if l.compiled.is_population_scored() {
+                let population: Vec<RfmMeasure> = measures[i].iter().map(|(_, m)| *m).collect();
+                l.compiled.set_rfm_bounds(Some(RfmBounds::fit(&population)));
+                progress.phase("scoring", report.customers);
+                let summary = self.score(l, &measures[i], now, progress).await?;
+                report.absorb(summary);
+            }
+        }
+        for l in &loaded {
+            let state = l.compiled.rfm_bounds().map(|b| encode_bounds(&b));
+            self.store.record_build(l.record.id, state.as_deref(), now).await?;
+        }
+        Ok(report)
+    }
+
+    /// Writes the RFM segments of a fitted builder for every customer: `measures` are
+    /// ascending by key; customers without one lose their scores.
+    async fn score(
+        &self,
+        loaded: &Loaded,
+        measures: &[(i64, RfmMeasure)],
+        now: Timestamp,
+        progress: &dyn Progress,
+    ) -> StoreResult<BuildSummary> {
+        let mut total = BuildSummary::default();
+        let mut next = 0;
+        let mut after = 0;
+        loop {
+            let _turn = self.turn.lock().await;
+            let keys = self.store.customer_keys(after, PAGE).await?;
+            let (Some(&first), Some(&last)) = (keys.first(), keys.last()) else {
+                break;
+            };
+            let range = KeySelection::Range { from: first, to: last };
+            let current = by_customer(self.store.group_memberships(&[loaded.group.id], range, now).await?);
+            let mut changes = Vec::new();
+            for &key in &keys {
+                while next < measures.len() && measures[next].0 < key {
+                    next += 1;
+                }
+                let desired: Vec<SegmentId> = match measures.get(next) {
+                    Some((k, m)) if *k == key => loaded
+                        .compiled
+                        .rfm_segments(m)
+                        .iter()
+                        .filter_map(|r| loaded.segments.get(r).copied())
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                let held = current.get(&key).map_or(&[][..], Vec::as_slice);
+                let mut change = BuildChange {
+                    customer: key,
+                    add: Vec::new(),
+                    remove: Vec::new(),
+                };
+                diff(loaded, &desired, held, &mut change);
+                if !change.add.is_empty() || !change.remove.is_empty() {
+                    changes.push(change);
+                }
+            }
+            let summary = self.store.apply_build(&changes, now).await?;
+            total.added += summary.added;
+            total.removed += summary.removed;
+            progress.advance(keys.len() as u64);
+            after = last;
+        }
+        Ok(total)
+    }
+
+    /// Builds the customers waiting in the queue (at most `limit`) with every enabled
+    /// builder; returns how many were built.
+    pub async fn run_queued(&self, limit: u32) -> StoreResult<BuildReport> {
+        let queued = self.store.queued_for_building(limit).await?;
+        let mut report = BuildReport::default();
+        if queued.is_empty() {
+            return Ok(report);
+        }
+        let loaded = self.load(None).await?;
+        if !loaded.is_empty() {
+            let _turn = self.turn.lock().await;
+            let now = self.clock.now();
+            let aggregates = union_of_aggregates(&loaded);
+            let ids: Vec<_> = queued.iter().map(|q| q.customer.clone()).collect();
+            let inputs = self
+                .store
+                .build_inputs(BuildSelection::Ids(&ids), &aggregates, now)
+                .await?;
+            let keys: Vec<i64> = inputs.iter().map(|i| i.key).collect();
+            let groups: Vec<SegmentGroupId> = loaded.iter().map(|l| l.group.id).collect();
+            let current = by_customer(
+                self.store
+                    .group_memberships(&groups, KeySelection::Keys(&keys), now)
+                    .await?,
+            );
+            let mut changes = Vec::new();
+            for input in &inputs {
+                let held = current.get(&input.key).map_or(&[][..], Vec::as_slice);
+                let mut change = BuildChange {
+                    customer: input.key,
+                    add: Vec::new(),
+                    remove: Vec::new(),
+                };
+                for l in &loaded {
+                    if let Some(desired) = l.desired(input, now) {
+                        diff(l, &desired, held, &mut change);
+                    }
+                }
+                if !change.add.is_empty() || !change.remove.is_empty() {
+                    changes.push(change);
+                }
+            }
+            report.absorb(self.store.apply_build(&changes, now).await?);
+        }
+        self.store.built(&queued).await?;
+        report.customers = queued.len() as u64;
+        Ok(report)
+    }
+
+    /// Builders whose schedule has come since their last build (or creation).
+    pub async fn due(&self, now: Timestamp) -> StoreResult<Vec<BuilderId>> {
+        let mut due = Vec::new();
+        for builder in self.store.list_builders().await? {
+            let Some(text) = builder.schedule.as_deref().filter(|_| builder.enabled) else {
+                continue;
+            };
+            let Ok(schedule) = Schedule::parse("schedule", text) else {
+                continue;
+            };
+            let since = builder.built_at.unwrap_or(builder.created_at);
+            if schedule.next_after(since).is_some_and(|at| at <= now) {
+                due.push(builder.id);
+            }
+        }
+        Ok(due)
+    }
+}
+
+fn compile(definition: &Value) -> Result<CompiledBuilder, Invalid> {
+    parse_builder(definition).map_err(|e| {
+        let field = if e.field.is_empty() {
+            "definition".to_owned()
+        } else {
+            format!("definition.{}", e.field)
+        };
+        Invalid::new(field, e.reason)
+    })
+}
+
+fn union_of_aggregates(loaded: &[Loaded]) -> Vec<Aggregate> {
+    let mut all: Vec<Aggregate> = Vec::new();
+    for a in loaded.iter().flat_map(|l| l.compiled.aggregates()) {
+        if !all.contains(a) {
+            all.push(a.clone());
+        }
+    }
+    all
+}
+
+/// RFM scales as stored: thresholds per scale, `null` where nobody reached a score;
+/// amounts as decimal strings.
+fn encode_bounds(b: &RfmBounds) -> String {
+    json!({
+        "recency": b.recency.0,
+        "frequency": b.frequency.0,
+        "monetary": b.monetary.0.map(|t| t.map(|d| d.to_string())),
+    })
+    .to_string()
+}
+
+fn decode_bounds(text: &str) -> Option<RfmBounds> {
+    let value: Value = serde_json::from_str(text).ok()?;
+    fn four<T>(value: &Value, read: impl Fn(&Value) -> Option<T>) -> Option<[Option<T>; 4]> {
+        let items = value.as_array().filter(|a| a.len() == 4)?;
+        let mut out: [Option<T>; 4] = [None, None, None, None];
+        for (slot, item) in out.iter_mut().zip(items) {
+            *slot = if item.is_null() { None } else { Some(read(item)?) };
+        }
+        Some(out)
+    }
+    Some(RfmBounds {
+        recency: Quintiles(four(&value["recency"], Value::as_i64)?),
+        frequency: Quintiles(four(&value["frequency"], Value::as_u64)?),
+        monetary: Quintiles(four(&value["monetary"], |v| v.as_str()?.parse().ok())?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fitted_scales_survive_storage() {
+        let measure = |recency, frequency, monetary: i64| RfmMeasure {
+            recency,
+            frequency,
+            monetary: cohort_core::Decimal::new(monetary, 2),
+        };
+        let bounds = RfmBounds::fit(&[measure(-5, 1, 1050), measure(-1, 3, 99), measure(-9, 2, 7)]);
+        assert_eq!(decode_bounds(&encode_bounds(&bounds)), Some(bounds));
+        let empty = RfmBounds::fit(&[]);
+        assert_eq!(decode_bounds(&encode_bounds(&empty)), Some(empty));
+        assert_eq!(decode_bounds("{}"), None);
+    }
+}
