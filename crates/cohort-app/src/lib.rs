@@ -11,6 +11,7 @@ pub mod demo;
 pub mod external;
 pub mod import;
 pub mod index;
+pub mod jobs;
 pub mod keys;
 mod open;
 pub mod provider;
@@ -33,6 +34,7 @@ pub struct App {
     pub segments: Arc<provider::SegmentProvider>,
     pub index: Arc<index::LiveIndex>,
     pub builds: Arc<building::Builds>,
+    pub jobs: Arc<jobs::Jobs>,
 }
 
 impl App {
@@ -41,6 +43,7 @@ impl App {
         let segments = Arc::new(provider::SegmentProvider::new(store.clone(), clock.clone()));
         let index = Arc::new(index::LiveIndex::new(store.clone(), clock.clone()));
         let builds = Arc::new(building::Builds::new(store.clone(), clock.clone()));
+        let jobs = Arc::new(jobs::Jobs::new(builds.clone(), clock.clone()));
         Self {
             store,
             clock,
@@ -48,6 +51,7 @@ impl App {
             segments,
             index,
             builds,
+            jobs,
         }
     }
 

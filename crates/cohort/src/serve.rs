@@ -11,6 +11,8 @@ use crate::data::open;
 
 /// How often the segment index follows the membership log written by other processes.
 const INDEX_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+/// How often queued customers are built and schedules checked.
+const BUILD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub async fn run(config: &Config, load_demo: bool) -> anyhow::Result<()> {
     let store = open(config).await?;
@@ -30,13 +32,19 @@ pub async fn run(config: &Config, load_demo: bool) -> anyhow::Result<()> {
     let index = tokio::spawn(app.index.clone().run_until_stopped(INDEX_EVERY, async {
         let _ = index_stopped.await;
     }));
+    let (stop_building, building_stopped) = tokio::sync::oneshot::channel::<()>();
+    let building = tokio::spawn(app.jobs.clone().run_until_stopped(BUILD_EVERY, async {
+        let _ = building_stopped.await;
+    }));
     let listener = TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(address = %listener.local_addr()?, store = app.store.backend(), "cohort is listening");
     cohort_http::serve(listener, app, shutdown_signal()).await?;
     let _ = stop_index.send(());
+    let _ = stop_building.send(());
     let _ = index.await;
+    let _ = building.await;
     tracing::info!("stopped");
     Ok(())
 }
