@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use cohort_core::{Activity, ActivityFilter, ActivityId, ActivityType, CustomerId, Page, PageRequest, Timestamp};
-use cohort_store::codec::{decode_attributes, decode_order, encode_attributes, encode_order, stored};
+use cohort_store::codec::{amount_e4, decode_attributes, decode_order, encode_attributes, encode_order, stored};
 use cohort_store::{ActivityStore, Queued, RecordSummary, StoreResult};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
@@ -36,6 +36,7 @@ struct Columns<'a> {
     ats: Vec<i64>,
     attributes: Vec<String>,
     orders: Vec<Option<String>>,
+    amounts: Vec<Option<i64>>,
 }
 
 impl<'a> Columns<'a> {
@@ -47,6 +48,10 @@ impl<'a> Columns<'a> {
             ats: activities.iter().map(|a| a.at.unix_micros()).collect(),
             attributes: activities.iter().map(|a| encode_attributes(&a.attributes)).collect(),
             orders: activities.iter().map(|a| a.order.as_ref().map(encode_order)).collect(),
+            amounts: activities
+                .iter()
+                .map(|a| a.order.as_ref().and_then(amount_e4))
+                .collect(),
         }
     }
 }
@@ -64,10 +69,10 @@ async fn insert(
     // batch and a customer's list shows its activities as they were sent.
     let (count, recorded_for): (i64, Option<Vec<i64>>) = sqlx::query_as(
         "WITH recorded AS (
-             INSERT INTO activities (id, customer_seq, type, at, attributes, order_data, recorded_at)
-             SELECT v.id, v.customer_seq, v.type, v.at, v.attributes::jsonb, v.order_data, $7
-             FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[])
-                 AS v (id, customer_seq, type, at, attributes, order_data)
+             INSERT INTO activities (id, customer_seq, type, at, attributes, order_data, amount_e4, recorded_at)
+             SELECT v.id, v.customer_seq, v.type, v.at, v.attributes::jsonb, v.order_data, v.amount_e4, $8
+             FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[])
+                 AS v (id, customer_seq, type, at, attributes, order_data, amount_e4)
              ON CONFLICT (id) DO NOTHING
              RETURNING customer_seq
          )
@@ -79,6 +84,7 @@ async fn insert(
     .bind(&columns.ats)
     .bind(&columns.attributes)
     .bind(&columns.orders)
+    .bind(&columns.amounts)
     .bind(now.unix_micros())
     .fetch_one(conn)
     .await

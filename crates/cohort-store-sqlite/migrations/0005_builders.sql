@@ -16,7 +16,9 @@ CREATE TABLE segment_builders (
     updated_at INTEGER NOT NULL
 );
 
--- An order's total in ten-thousandths.
+-- An order's total in ten-thousandths. New rows get the exact value from the
+-- application; the backfill of older rows goes through floating point, so a total with
+-- more than four decimals may be off by 0.0001.
 ALTER TABLE activities ADD COLUMN amount_e4 INTEGER;
 
 UPDATE activities
