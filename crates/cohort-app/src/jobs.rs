@@ -89,7 +89,10 @@ impl Jobs {
         let mut jobs = self.jobs.lock().expect("jobs lock");
         if let Some(running) = jobs.1.iter().find(|j| j.borrow().status == JobStatus::Running) {
             let id = running.borrow().id;
-            return Err(StoreError::conflict("builder", format!("build job {id} is still running")));
+            return Err(StoreError::conflict(
+                "builder",
+                format!("build job {id} is still running"),
+            ));
         }
         jobs.0 += 1;
         let view = JobView {

@@ -66,6 +66,7 @@ pub fn router(app: App) -> (Router, utoipa::openapi::OpenApi) {
         .merge(routes::activities::router())
         .merge(routes::segment_groups::router())
         .merge(routes::segments::router())
+        .merge(routes::builders::router())
         .merge(routes::query::router())
         .merge(routes::services::router())
         .merge(routes::target_groups::router())

@@ -3,6 +3,7 @@
 
 pub mod activities;
 pub mod applications;
+pub mod builders;
 pub mod customers;
 pub mod query;
 pub mod rights;

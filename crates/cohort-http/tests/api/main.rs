@@ -3,6 +3,7 @@
 
 mod activities;
 mod auth;
+mod builders;
 mod customers;
 mod helpers;
 mod query;
