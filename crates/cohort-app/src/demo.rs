@@ -1,7 +1,8 @@
 //! The demo data set: two storefronts, several thousand customers with plausible
-//! attributes, segments by age group, country, loyalty tier and interests (standard
-//! service), and value segments pushed by a CRM (an import service active in the EU
-//! shop only), so a new user sees something real at once. Deterministic (seeded).
+//! attributes and orders, segments by loyalty tier and interests (standard service),
+//! calculated by builders (age group, country, RFM scores, engagement conditions), and
+//! value segments pushed by a CRM (an import service active in the EU shop only), so a
+//! new user sees something real at once. Deterministic (seeded).
 
 use std::collections::HashMap;
 
@@ -9,15 +10,20 @@ use cohort_core::customer::CustomerUpsert;
 use cohort_core::segment::{NewSegment, NewSegmentGroup};
 use cohort_core::target_group::NewTargetGroup;
 use cohort_core::{
-    Application, ApplicationId, AttributeName, AttributeValue, Attributes, Currency, CustomerId, MembershipSource,
-    Name, NameFilter, Origin, PageRequest, ReferenceKey, Segment, SegmentAdd, SegmentChange, Threshold, Timestamp,
+    Activity, ActivityId, ActivityType, Application, ApplicationId, AttributeName, AttributeValue, Attributes,
+    Currency, CustomerId, Decimal, MembershipSource, Name, NameFilter, Order, Origin, PageRequest, ReferenceKey,
+    Segment, SegmentAdd, SegmentChange, SegmentGroupId, Threshold, Timestamp,
 };
 use cohort_core::{SegmentationService, ServiceId, ServiceKind};
 use cohort_store::{ImportMode, ImportedMembership, Store, StoreResult};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
 use time::Duration;
+
+use crate::App;
+use crate::building::Silent;
 
 /// Customers in the demo data set.
 pub const CUSTOMERS: usize = 5_000;
@@ -80,7 +86,9 @@ fn attribute(text: &str) -> AttributeName {
 }
 
 /// Loads the demo data set into an empty store.
-pub async fn load(store: &dyn Store, now: Timestamp) -> StoreResult<Loaded> {
+pub async fn load(app: &App) -> StoreResult<Loaded> {
+    let store: &dyn Store = &*app.store;
+    let now = app.now();
     if !store
         .list_applications(&NameFilter::default(), PageRequest::first())
         .await?
@@ -114,7 +122,7 @@ pub async fn load(store: &dyn Store, now: Timestamp) -> StoreResult<Loaded> {
 
     let mut segments: HashMap<(&str, String), Segment> = HashMap::new();
     // (reference, name, calculated, exclusive, its segments as (reference, name))
-    let groups: [GroupSpec; 4] = [
+    let groups: [GroupSpec; 6] = [
         (
             "age-group",
             "Age group",
@@ -149,7 +157,19 @@ pub async fn load(store: &dyn Store, now: Timestamp) -> StoreResult<Loaded> {
             false,
             INTERESTS.iter().map(|i| (i.to_string(), capitalized(i))).collect(),
         ),
+        ("rfm", "RFM scores", true, false, Vec::new()),
+        (
+            "engagement",
+            "Engagement",
+            true,
+            false,
+            vec![
+                ("lapsed".into(), "Lapsed buyers".into()),
+                ("winter-regular".into(), "Winter sports regulars".into()),
+            ],
+        ),
     ];
+    let mut group_ids: HashMap<&str, SegmentGroupId> = HashMap::new();
     for (group_ref, group_name, calculated, exclusive, members) in groups {
         let new_group = NewSegmentGroup {
             service: cohort_core::ServiceId::standard(),
@@ -159,6 +179,7 @@ pub async fn load(store: &dyn Store, now: Timestamp) -> StoreResult<Loaded> {
             exclusive,
         };
         let group = store.create_segment_group(&new_group).await?;
+        group_ids.insert(group_ref, group.id);
         for (seg_ref, seg_name) in members {
             let new = NewSegment {
                 group: group.id,
@@ -201,8 +222,6 @@ pub async fn load(store: &dyn Store, now: Timestamp) -> StoreResult<Loaded> {
                 expires_at: None,
             });
         };
-        push("age-group", person.age_group, MembershipSource::Calculated);
-        push("country", &person.country.to_lowercase(), MembershipSource::Calculated);
         push("loyalty-tier", person.tier, MembershipSource::Manual);
         for interest in &person.interests {
             push("interests", interest, MembershipSource::Tracked);
@@ -210,6 +229,44 @@ pub async fn load(store: &dyn Store, now: Timestamp) -> StoreResult<Loaded> {
         let change = SegmentChange::new(add, vec![]).expect("demo segments are distinct");
         store.change_segments(&person.id, &change, now).await?;
     }
+
+    // Orders over the last two years, then the builders computing the calculated groups.
+    let mut activities = Vec::new();
+    for (i, person) in people.iter().enumerate() {
+        for n in 0..person.orders.min(8) {
+            let days = rng.random_range(0..730);
+            let total = Decimal::new(rng.random_range(1_500..30_000), 2);
+            let order = Order::new(total, Currency::parse("c", "EUR").expect("demo"), Vec::new()).expect("demo");
+            activities.push(
+                Activity::new(
+                    ActivityId::parse("id", &format!("demo-{i}-{n}")).expect("demo ids"),
+                    person.id.clone(),
+                    ActivityType::parse("type", "order").expect("demo"),
+                    now.plus_micros(-days * 86_400_000_000),
+                    Attributes::new(),
+                    Some(order),
+                )
+                .expect("demo orders are valid"),
+            );
+        }
+    }
+    for batch in activities.chunks(5_000) {
+        store.record_activities(batch, now).await?;
+    }
+    for (group, label, definition) in builder_definitions() {
+        app.builds
+            .create(
+                name(label),
+                group_ids[group],
+                &definition,
+                Some("0 3 * * *".into()),
+                true,
+            )
+            .await?;
+    }
+    app.builds.run_full(None, &Silent).await?;
+    let queued = store.queued_for_building(CUSTOMERS as u32 * 2).await?;
+    store.built(&queued).await?;
 
     // A second source: memberships a CRM pushes, used by the EU web shop only.
     let crm = SegmentationService {
@@ -253,6 +310,49 @@ pub async fn load(store: &dyn Store, now: Timestamp) -> StoreResult<Loaded> {
     })
 }
 
+/// The demo's builders: (group, name, definition).
+fn builder_definitions() -> Vec<(&'static str, &'static str, Value)> {
+    let ranges: Vec<Value> = AGE_GROUPS
+        .iter()
+        .map(|(r, _, lo, hi)| match *r {
+            "65-plus" => json!({"from": lo, "segment": r}),
+            _ => json!({"from": lo, "to": hi, "segment": r}),
+        })
+        .collect();
+    let countries: serde_json::Map<String, Value> = COUNTRIES
+        .iter()
+        .map(|(code, ..)| (code.to_string(), Value::String(code.to_lowercase())))
+        .collect();
+    vec![
+        (
+            "age-group",
+            "Age groups",
+            json!({"kind": "age_groups", "attribute": "birthdate", "ranges": ranges}),
+        ),
+        (
+            "country",
+            "Countries",
+            json!({"kind": "attribute_mapping", "attribute": "country", "mapping": countries}),
+        ),
+        (
+            "rfm",
+            "RFM",
+            json!({"kind": "rfm", "activity": "order", "window_days": 365}),
+        ),
+        (
+            "engagement",
+            "Engagement",
+            json!({"kind": "conditions", "segments": [
+                {"segment": "lapsed", "when": {"all": [
+                    {"activity": "order", "op": ">", "value": 0},
+                    {"not": {"activity": "order", "window_days": 180, "op": ">", "value": 0}}]}},
+                {"segment": "winter-regular", "when": {"all": [
+                    {"attribute": "interests", "op": "contains", "value": "skiing"},
+                    {"activity": "order", "window_days": 365, "op": ">=", "value": 3}]}}]}),
+        ),
+    ]
+}
+
 fn capitalized(text: &str) -> String {
     let mut chars = text.chars();
     chars
@@ -265,8 +365,7 @@ struct Person {
     id: CustomerId,
     attributes: Attributes,
     consent: bool,
-    age_group: &'static str,
-    country: &'static str,
+    orders: u32,
     tier: &'static str,
     interests: Vec<&'static str>,
 }
@@ -280,10 +379,6 @@ impl Person {
         let age: i32 = 18 + (rng.random::<f64>().powf(1.3) * 62.0) as i32;
         let today = now.to_datetime().date();
         let birthdate = today - Duration::days(i64::from(age) * 365 + rng.random_range(0..365));
-        let age_group = AGE_GROUPS
-            .iter()
-            .find(|(_, _, lo, hi)| (*lo..=*hi).contains(&age))
-            .map_or("65-plus", |(r, ..)| *r);
         let roll = rng.random_range(0..100);
         let mut acc = 0;
         let tier = TIERS.iter().find(|(_, share)| {
@@ -332,8 +427,7 @@ impl Person {
             id: CustomerId::parse("id", &format!("C{:06}", i + 1)).expect("demo ids"),
             attributes,
             consent: rng.random_bool(0.7),
-            age_group,
-            country,
+            orders,
             tier,
             interests,
         }

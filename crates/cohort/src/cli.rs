@@ -31,6 +31,11 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Work with segments.
+    Segments {
+        #[command(subcommand)]
+        command: SegmentsCommand,
+    },
     /// Import data from a file.
     Import {
         #[command(subcommand)]
@@ -67,6 +72,16 @@ pub enum KeysCommand {
     List,
     /// Revoke a key by its id.
     Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SegmentsCommand {
+    /// Run a full build of every enabled segment builder (or one), writing only changes.
+    Build {
+        /// The id of the one builder to build.
+        #[arg(long)]
+        builder: Option<i64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use cohort_app::import::{Importer, OnError, parse_ndjson_line, read_csv};
-use cohort_app::{Clock, SystemClock, demo};
+use cohort_app::{App, Clock, SystemClock, demo};
 use cohort_core::customer::CustomerUpsert;
 use cohort_core::{Invalid, PageRequest};
 use cohort_store::codec::attributes_to_json;
@@ -32,7 +32,7 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
 
 pub async fn demo(config: &Config) -> anyhow::Result<()> {
     let store = open(config).await?;
-    match demo::load(&*store, SystemClock.now()).await? {
+    match demo::load(&App::new(store.clone(), Arc::new(SystemClock))).await? {
         demo::Loaded::Loaded { customers, segments } => {
             println!("demo data loaded: {customers} customers, {segments} segments, 2 applications")
         }

@@ -4,6 +4,7 @@ mod cli;
 mod config;
 mod data;
 mod keys;
+mod segments;
 mod serve;
 
 use std::io::IsTerminal;
@@ -26,6 +27,9 @@ async fn main() -> anyhow::Result<()> {
         cli::Command::Migrate => data::migrate(&config).await,
         cli::Command::Demo => data::demo(&config).await,
         cli::Command::Keys { command } => keys::run(&config, command).await,
+        cli::Command::Segments {
+            command: cli::SegmentsCommand::Build { builder },
+        } => segments::build(&config, builder).await,
         cli::Command::Import {
             what: cli::ImportWhat::Customers { file, format },
         } => data::import_customers(&config, &file, format).await,

@@ -18,7 +18,7 @@ pub async fn run(config: &Config, load_demo: bool) -> anyhow::Result<()> {
     let store = open(config).await?;
     let app = App::new(store, Arc::new(SystemClock));
     if load_demo {
-        match demo::load(&*app.store, app.now()).await? {
+        match demo::load(&app).await? {
             demo::Loaded::Loaded { customers, segments } => {
                 tracing::info!(customers, segments, "demo data loaded");
             }

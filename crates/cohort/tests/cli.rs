@@ -126,6 +126,18 @@ fn the_demo_loads_once() {
     assert!(stdout(&cohort(dir.path(), &["demo"])).contains("not loaded"));
     let exported = stdout(&cohort(dir.path(), &["export", "customers"]));
     assert_eq!(exported.lines().count(), 5000);
+
+    // The demo's builders have run: a full build again changes nothing.
+    let built = stdout(&cohort(dir.path(), &["segments", "build"]));
+    assert!(
+        built.contains("built 5000 customers") && built.contains(": 0 memberships added, 0 removed"),
+        "{built}"
+    );
+    let one = stdout(&cohort(dir.path(), &["segments", "build", "--builder", "1"]));
+    assert!(one.contains("0 memberships added"), "{one}");
+    let missing = cohort(dir.path(), &["segments", "build", "--builder", "99"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("segment builder 99 does not exist"));
 }
 
 #[test]
