@@ -416,15 +416,19 @@ impl Builds {
     }
 
     /// Builds the customers waiting in the queue (at most `limit`) with every enabled
-    /// builder; returns how many were built.
+    /// builder; returns how many were built. Without an enabled builder the queue is
+    /// left alone (it holds a customer once at most): the first full build covers it.
     pub async fn run_queued(&self, limit: u32) -> StoreResult<BuildReport> {
-        let queued = self.store.queued_for_building(limit).await?;
         let mut report = BuildReport::default();
+        if !self.store.list_builders().await?.iter().any(|b| b.enabled) {
+            return Ok(report);
+        }
+        let queued = self.store.queued_for_building(limit).await?;
         if queued.is_empty() {
             return Ok(report);
         }
         let loaded = self.load(None).await?;
-        if !loaded.is_empty() {
+        {
             let _turn = self.turn.lock().await;
             let now = self.clock.now();
             let aggregates = union_of_aggregates(&loaded);

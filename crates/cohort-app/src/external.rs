@@ -12,6 +12,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
+/// How late tokio's millisecond timer may fire.
+const TIMER_SLACK: Duration = Duration::from_millis(1);
+
 use cohort_core::{CustomerId, HttpSettings, ReferenceKey, ServiceId, Timestamp};
 use serde::Deserialize;
 
@@ -93,13 +98,15 @@ impl ExternalServices {
         service: &ServiceId,
         settings: &HttpSettings,
         customer: &CustomerId,
+        started: Instant,
     ) -> Result<Vec<ExternalSegment>, Unanswered> {
         let url = format!(
             "{}/customers/{}/segments",
             settings.base_url,
             encode_path(customer.as_str())
         );
-        self.cached_get(service, settings, customer.as_str(), &url).await
+        self.cached_get(service, settings, customer.as_str(), &url, started)
+            .await
     }
 
     /// Every segment the service can provide.
@@ -107,10 +114,11 @@ impl ExternalServices {
         &self,
         service: &ServiceId,
         settings: &HttpSettings,
+        started: Instant,
     ) -> Result<Vec<ExternalSegment>, Unanswered> {
         let url = format!("{}/segments", settings.base_url);
         // Customer ids cannot contain '/', so this key never collides with a customer's.
-        self.cached_get(service, settings, "/segments", &url).await
+        self.cached_get(service, settings, "/segments", &url, started).await
     }
 
     async fn cached_get(
@@ -119,6 +127,7 @@ impl ExternalServices {
         settings: &HttpSettings,
         key: &str,
         url: &str,
+        started: Instant,
     ) -> Result<Vec<ExternalSegment>, Unanswered> {
         let now = self.clock.now();
         let cache_key = (service.clone(), key.to_owned());
@@ -137,8 +146,12 @@ impl ExternalServices {
         {
             return Err(Unanswered::CircuitOpen);
         }
-        let timeout = Duration::from_millis(u64::from(settings.timeout_ms));
-        let answer = match tokio::time::timeout(timeout, self.fetch(url, settings.timeout_ms)).await {
+        // The timeout is a budget for the caller's whole answer, counted from its start.
+        // Tokio's timer fires in the millisecond after its deadline, so it is armed that
+        // millisecond early: the answer comes within the timeout, not up to 2 ms past it.
+        let budget = Duration::from_millis(u64::from(settings.timeout_ms));
+        let deadline = started + budget.saturating_sub(TIMER_SLACK).max(TIMER_SLACK);
+        let answer = match tokio::time::timeout_at(deadline, self.fetch(url, settings.timeout_ms)).await {
             Ok(answer) => answer,
             Err(_) => Err(Unanswered::Timeout(settings.timeout_ms)),
         };

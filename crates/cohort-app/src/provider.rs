@@ -2,8 +2,9 @@
 //! application — combined from every segmentation service active and available there.
 //!
 //! Stored services (standard, import) are read from the store; `http` services are
-//! asked concurrently, each within its timeout. A service that does not answer is
-//! left out and named in the answer; it never fails the caller.
+//! asked concurrently, each within its timeout counted from the start of the call. A
+//! service that does not answer is left out and named in the answer; it never fails
+//! the caller.
 
 use std::sync::Arc;
 
@@ -65,6 +66,7 @@ impl SegmentProvider {
     /// The customer's segments in the application. A customer cohort does not know
     /// has no stored segments; http services are asked all the same.
     pub async fn customer_segments(&self, app: &ApplicationId, customer: &CustomerId) -> StoreResult<Provided> {
+        let started = tokio::time::Instant::now();
         let services = self.services(app).await?;
         let stored: Vec<ServiceId> = services
             .iter()
@@ -82,7 +84,9 @@ impl SegmentProvider {
             ServiceKind::Http(settings) => Some(async move {
                 (
                     s.id.clone(),
-                    self.external.customer_segments(&s.id, settings, customer).await,
+                    self.external
+                        .customer_segments(&s.id, settings, customer, started)
+                        .await,
                 )
             }),
             _ => None,
@@ -106,6 +110,7 @@ impl SegmentProvider {
 
     /// Every segment available in the application.
     pub async fn available_segments(&self, app: &ApplicationId) -> StoreResult<Provided> {
+        let started = tokio::time::Instant::now();
         let services = self.services(app).await?;
         let stored: Vec<ServiceId> = services
             .iter()
@@ -113,9 +118,12 @@ impl SegmentProvider {
             .map(|s| s.id.clone())
             .collect();
         let asked = join_all(services.iter().filter_map(|s| match &s.kind {
-            ServiceKind::Http(settings) => {
-                Some(async move { (s.id.clone(), self.external.available_segments(&s.id, settings).await) })
-            }
+            ServiceKind::Http(settings) => Some(async move {
+                (
+                    s.id.clone(),
+                    self.external.available_segments(&s.id, settings, started).await,
+                )
+            }),
             _ => None,
         }));
         let (stored_rows, answers) = futures::join!(self.store.service_segments(&stored), asked);

@@ -1,7 +1,5 @@
 //! Activities and the segment-building queue on SQLite.
 
-use std::collections::HashSet;
-
 use async_trait::async_trait;
 use cohort_core::{Activity, ActivityFilter, ActivityId, ActivityType, CustomerId, Page, PageRequest, Timestamp};
 use cohort_store::codec::{amount_e4, decode_attributes, decode_order, encode_attributes, encode_order, stored};
@@ -13,7 +11,7 @@ use crate::SqliteStore;
 use crate::error::db;
 use crate::memberships::{customer_seq, customer_seqs};
 
-/// Rows per INSERT: 7 bound values each.
+/// Rows per INSERT: 8 bound values each.
 const ROWS_PER_STATEMENT: usize = 1_000;
 
 fn from_row(customer: &CustomerId, row: &SqliteRow) -> StoreResult<(i64, Activity)> {
@@ -44,30 +42,19 @@ impl ActivityStore for SqliteStore {
                 format!("customer {} does not exist", a.customer),
             ));
         }
-        let mut seen = HashSet::new();
-        let unique: Vec<&Activity> = activities.iter().filter(|a| seen.insert(a.id.as_str())).collect();
-        // Only customers with a newly recorded activity are queued for building.
-        let (mut recorded, mut queued) = (0u64, HashSet::new());
-        for chunk in unique.chunks(ROWS_PER_STATEMENT) {
-            // Ids already stored are retries: leave them out (cheaper than RETURNING).
-            let ids = serde_json::to_string(&chunk.iter().map(|a| a.id.as_str()).collect::<Vec<_>>())
-                .expect("strings serialize");
-            let known: HashSet<String> =
-                sqlx::query_scalar("SELECT id FROM activities WHERE id IN (SELECT value FROM json_each($1))")
-                    .bind(ids)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(db)?
-                    .into_iter()
-                    .collect();
-            let fresh: Vec<&&Activity> = chunk.iter().filter(|a| !known.contains(a.id.as_str())).collect();
-            if fresh.is_empty() {
-                continue;
-            }
+        // Rows recorded by this transaction get ids above the largest one now.
+        let before: i64 = sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM activities")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db)?;
+        // An id already stored (or repeated in the batch) is a retry: the unique index
+        // skips it, which costs less than looking it up first.
+        let mut recorded = 0u64;
+        for chunk in activities.chunks(ROWS_PER_STATEMENT) {
             let mut insert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO activities (id, customer_seq, type, at, attributes, order_data, amount_e4, recorded_at) ",
             );
-            insert.push_values(&fresh, |mut row, a| {
+            insert.push_values(chunk, |mut row, a| {
                 row.push_bind(a.id.as_str().to_owned())
                     .push_bind(seqs[a.customer.as_str()])
                     .push_bind(a.kind.as_str().to_owned())
@@ -77,19 +64,20 @@ impl ActivityStore for SqliteStore {
                     .push_bind(a.order.as_ref().and_then(amount_e4))
                     .push_bind(now.unix_micros());
             });
-            insert.build().execute(&mut *tx).await.map_err(db)?;
-            recorded += fresh.len() as u64;
-            queued.extend(fresh.iter().map(|a| seqs[a.customer.as_str()]));
+            insert.push(" ON CONFLICT (id) DO NOTHING");
+            recorded += insert.build().execute(&mut *tx).await.map_err(db)?.rows_affected();
         }
-        let queued: Vec<i64> = queued.into_iter().collect();
-        for chunk in queued.chunks(ROWS_PER_STATEMENT) {
-            let mut queue = QueryBuilder::<Sqlite>::new("INSERT INTO segment_build_queue (customer_seq, queued_at) ");
-            queue.push_values(chunk, |mut row, seq| {
-                row.push_bind(*seq).push_bind(now.unix_micros());
-            });
-            queue.push(" ON CONFLICT (customer_seq) DO UPDATE SET version = segment_build_queue.version + 1");
-            queue.build().execute(&mut *tx).await.map_err(db)?;
-        }
+        // Only customers with a newly recorded activity are queued for building.
+        sqlx::query(
+            "INSERT INTO segment_build_queue (customer_seq, queued_at)
+             SELECT DISTINCT customer_seq, $2 FROM activities WHERE seq > $1
+             ON CONFLICT (customer_seq) DO UPDATE SET version = segment_build_queue.version + 1",
+        )
+        .bind(before)
+        .bind(now.unix_micros())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
         tx.commit().await.map_err(db)?;
         Ok(RecordSummary {
             recorded,

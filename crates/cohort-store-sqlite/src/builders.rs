@@ -222,21 +222,21 @@ impl BuilderStore for SqliteStore {
         if aggregates.is_empty() || inputs.is_empty() {
             return Ok(inputs);
         }
-        let mut query = QueryBuilder::<Sqlite>::new("SELECT customer_seq");
+        // One text row for the page, `key,count,last,amount,…;…` (see group_memberships).
+        let mut query = QueryBuilder::<Sqlite>::new("SELECT group_concat(line, ';') FROM (SELECT customer_seq");
         for a in aggregates {
             let since = a.since(now).map_or(i64::MIN, Timestamp::unix_micros);
-            for expression in ["count(CASE WHEN", "max(CASE WHEN", "sum(CASE WHEN"] {
-                query.push(", ").push(expression).push(" type = ");
+            for (head, tail) in [
+                ("count(CASE WHEN", " THEN 1 END)"),
+                ("coalesce(max(CASE WHEN", " THEN at END), '')"),
+                ("coalesce(sum(CASE WHEN", " THEN amount_e4 END), '')"),
+            ] {
+                query.push(" || ',' || ").push(head).push(" type = ");
                 query.push_bind(a.activity.as_str().to_owned()).push(" AND at >= ");
-                query.push_bind(since);
-                query.push(match expression {
-                    "count(CASE WHEN" => " THEN 1 END)",
-                    "max(CASE WHEN" => " THEN at END)",
-                    _ => " THEN amount_e4 END)",
-                });
+                query.push_bind(since).push(tail);
             }
         }
-        query.push(" FROM activities WHERE ");
+        query.push(" AS line FROM activities WHERE ");
         match selection {
             BuildSelection::Page { .. } => {
                 query.push("customer_seq BETWEEN ").push_bind(inputs[0].key);
@@ -255,30 +255,45 @@ impl BuilderStore for SqliteStore {
         query.push_bind(json_list(
             &aggregates.iter().map(|a| a.activity.as_str()).collect::<Vec<_>>(),
         ));
-        query.push(")) GROUP BY customer_seq");
-        let rows = query.build().fetch_all(&mut *conn).await.map_err(db)?;
+        query.push(")) GROUP BY customer_seq)");
+        let joined: Option<String> = query.build_query_scalar().fetch_one(&mut *conn).await.map_err(db)?;
         let position: std::collections::HashMap<i64, usize> =
             inputs.iter().enumerate().map(|(i, input)| (input.key, i)).collect();
-        for row in &rows {
-            let Some(&at) = position.get(&row.get::<i64, _>(0)) else {
-                continue;
-            };
-            let values = aggregates
-                .iter()
-                .enumerate()
-                .map(|(i, a)| {
-                    let count: i64 = row.get(1 + 3 * i);
-                    let last: Option<i64> = row.get(2 + 3 * i);
-                    let amount: Option<i64> = row.get(3 + 3 * i);
-                    let value = AggregateValue {
-                        count: count as u64,
-                        last_at: last.map(Timestamp::from_unix_micros),
-                        amount: amount.map(amount_from_e4).unwrap_or_default(),
-                    };
-                    (a.clone(), value)
-                })
-                .collect();
-            inputs[at].aggregates = Aggregates::new(values);
+        let corrupt = |line: &str| StoreError::Backend(format!("unexpected aggregate line {line}"));
+        for line in joined
+            .as_deref()
+            .unwrap_or_default()
+            .split(';')
+            .filter(|l| !l.is_empty())
+        {
+            let mut fields = line.split(',');
+            let key: i64 = fields
+                .next()
+                .and_then(|k| k.parse().ok())
+                .ok_or_else(|| corrupt(line))?;
+            let mut values = Vec::with_capacity(aggregates.len());
+            for a in aggregates {
+                let mut next = || fields.next().ok_or_else(|| corrupt(line));
+                let count: u64 = next()?.parse().map_err(|_| corrupt(line))?;
+                let optional = |text: &str| -> Result<Option<i64>, StoreError> {
+                    if text.is_empty() {
+                        Ok(None)
+                    } else {
+                        text.parse().map(Some).map_err(|_| corrupt(line))
+                    }
+                };
+                let last = optional(next()?)?;
+                let amount = optional(next()?)?;
+                let value = AggregateValue {
+                    count,
+                    last_at: last.map(Timestamp::from_unix_micros),
+                    amount: amount.map(amount_from_e4).unwrap_or_default(),
+                };
+                values.push((a.clone(), value));
+            }
+            if let Some(&at) = position.get(&key) {
+                inputs[at].aggregates = Aggregates::new(values);
+            }
         }
         Ok(inputs)
     }
@@ -290,32 +305,57 @@ impl BuilderStore for SqliteStore {
         now: Timestamp,
     ) -> StoreResult<Vec<(i64, SegmentId)>> {
         let groups = json_list(&groups.iter().map(|g| g.get()).collect::<Vec<_>>());
+        let mut conn = self.read.acquire().await.map_err(db)?;
+        let segments: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM segments WHERE group_id IN (SELECT value FROM json_each($1))")
+                .bind(groups)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db)?;
+        // Constant segment ids let SQLite walk the primary key (customer, segment) of
+        // the range instead of joining every membership with its segment.
+        // One row for the whole selection: sqlx hands SQLite rows over one by one
+        // through a channel, which costs more than reading them.
         let mut query = QueryBuilder::<Sqlite>::new(
-            "SELECT m.customer_seq, m.segment_id FROM memberships m JOIN segments s ON s.id = m.segment_id
-             WHERE s.group_id IN (SELECT value FROM json_each(",
+            "SELECT group_concat(customer_seq || ',' || segment_id, ';') FROM memberships WHERE ",
         );
-        query.push_bind(groups).push(")) AND ");
         match customers {
             KeySelection::Range { from, to } => {
                 query
-                    .push("m.customer_seq BETWEEN ")
+                    .push("customer_seq BETWEEN ")
                     .push_bind(from)
                     .push(" AND ")
                     .push_bind(to);
             }
             KeySelection::Keys(keys) => {
                 query
-                    .push("m.customer_seq IN (SELECT value FROM json_each(")
+                    .push("customer_seq IN (SELECT value FROM json_each(")
                     .push_bind(json_list(keys))
                     .push("))");
             }
         }
         query
-            .push(" AND (m.expires_at IS NULL OR m.expires_at > ")
+            .push(" AND segment_id IN (SELECT value FROM json_each(")
+            .push_bind(json_list(&segments));
+        query
+            .push(")) AND (expires_at IS NULL OR expires_at > ")
             .push_bind(now.unix_micros());
-        query.push(") ORDER BY m.customer_seq, m.segment_id");
-        let rows: Vec<(i64, i64)> = query.build_query_as().fetch_all(&self.read).await.map_err(db)?;
-        Ok(rows.into_iter().map(|(c, s)| (c, SegmentId::new(s))).collect())
+        query.push(")");
+        let joined: Option<String> = query.build_query_scalar().fetch_one(&mut *conn).await.map_err(db)?;
+        let mut pairs = Vec::new();
+        for pair in joined
+            .as_deref()
+            .unwrap_or_default()
+            .split(';')
+            .filter(|p| !p.is_empty())
+        {
+            let parsed = pair
+                .split_once(',')
+                .and_then(|(c, s)| Some((c.parse().ok()?, SegmentId::new(s.parse().ok()?))));
+            pairs.push(parsed.ok_or_else(|| StoreError::Backend(format!("unexpected membership pair {pair}")))?);
+        }
+        pairs.sort_unstable();
+        Ok(pairs)
     }
 
     async fn apply_build(&self, changes: &[BuildChange], now: Timestamp) -> StoreResult<BuildSummary> {

@@ -211,6 +211,19 @@ pub fn stored<T>(parsed: Result<T, cohort_core::Invalid>) -> Result<T, StoreErro
     parsed.map_err(|e| StoreError::Backend(format!("stored value is not valid: {e}")))
 }
 
+/// An order's total as ten-thousandths, the unit aggregates sum exactly in SQL on
+/// both backends; `None` beyond ±922 trillion.
+pub fn amount_e4(order: &Order) -> Option<i64> {
+    use rust_decimal::RoundingStrategy::MidpointAwayFromZero;
+    let scaled = (order.total * cohort_core::Decimal::new(10_000, 0)).round_dp_with_strategy(0, MidpointAwayFromZero);
+    i64::try_from(scaled).ok()
+}
+
+/// A summed amount of ten-thousandths as a decimal.
+pub fn amount_from_e4(sum: i64) -> cohort_core::Decimal {
+    cohort_core::Decimal::new(sum, 4).normalize()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,17 +244,4 @@ mod tests {
         let scopes = decode_scopes("admin public:shop").unwrap();
         assert_eq!(encode_scopes(&scopes), "admin public:shop");
     }
-}
-
-/// An order's total as ten-thousandths, the unit aggregates sum exactly in SQL on
-/// both backends; `None` beyond ±922 trillion.
-pub fn amount_e4(order: &Order) -> Option<i64> {
-    use rust_decimal::RoundingStrategy::MidpointAwayFromZero;
-    let scaled = (order.total * cohort_core::Decimal::new(10_000, 0)).round_dp_with_strategy(0, MidpointAwayFromZero);
-    i64::try_from(scaled).ok()
-}
-
-/// A summed amount of ten-thousandths as a decimal.
-pub fn amount_from_e4(sum: i64) -> cohort_core::Decimal {
-    cohort_core::Decimal::new(sum, 4).normalize()
 }
