@@ -106,6 +106,53 @@ fn diff(loaded: &Loaded, desired: &[SegmentId], current: &[SegmentId], change: &
     );
 }
 
+/// What a population-scored builder (by its position) measured of a customer (by key).
+type Measured<'a> = &'a mut dyn FnMut(usize, i64, RfmMeasure);
+
+/// The changes that bring each customer's memberships in the builders' groups to what
+/// the builders compute. With `measured`, population-scored builders only measure
+/// (a full build scores once everyone is measured); without, they score on their
+/// fitted scales.
+fn changes(
+    loaded: &[Loaded],
+    inputs: &[BuildInput],
+    current: &HashMap<i64, Vec<SegmentId>>,
+    now: Timestamp,
+    mut measured: Option<Measured<'_>>,
+) -> Vec<BuildChange> {
+    let mut changes = Vec::new();
+    for input in inputs {
+        let held = current.get(&input.key).map_or(&[][..], Vec::as_slice);
+        let mut change = BuildChange {
+            customer: input.key,
+            add: Vec::new(),
+            remove: Vec::new(),
+        };
+        for (i, l) in loaded.iter().enumerate() {
+            match measured.as_mut() {
+                Some(measure) if l.compiled.is_population_scored() => {
+                    let profile = Profile {
+                        attributes: &input.attributes,
+                        aggregates: &input.aggregates,
+                    };
+                    if let Some(m) = l.compiled.rfm_measure(profile, now) {
+                        measure(i, input.key, m);
+                    }
+                }
+                _ => {
+                    if let Some(desired) = l.desired(input, now) {
+                        diff(l, &desired, held, &mut change);
+                    }
+                }
+            }
+        }
+        if !change.add.is_empty() || !change.remove.is_empty() {
+            changes.push(change);
+        }
+    }
+    changes
+}
+
 /// Memberships by customer key.
 fn by_customer(rows: Vec<(i64, SegmentId)>) -> HashMap<i64, Vec<SegmentId>> {
     let mut map: HashMap<i64, Vec<SegmentId>> = HashMap::new();
@@ -315,31 +362,13 @@ impl Builds {
                 to: last.key,
             };
             let current = by_customer(self.store.group_memberships(&groups, range, now).await?);
-            let mut changes = Vec::new();
-            for input in &inputs {
-                let held = current.get(&input.key).map_or(&[][..], Vec::as_slice);
-                let mut change = BuildChange {
-                    customer: input.key,
-                    add: Vec::new(),
-                    remove: Vec::new(),
-                };
-                for (i, l) in loaded.iter().enumerate() {
-                    if l.compiled.is_population_scored() {
-                        let profile = Profile {
-                            attributes: &input.attributes,
-                            aggregates: &input.aggregates,
-                        };
-                        if let Some(m) = l.compiled.rfm_measure(profile, now) {
-                            measures[i].push((input.key, m));
-                        }
-                    } else if let Some(desired) = l.desired(input, now) {
-                        diff(l, &desired, held, &mut change);
-                    }
-                }
-                if !change.add.is_empty() || !change.remove.is_empty() {
-                    changes.push(change);
-                }
-            }
+            let changes = changes(
+                &loaded,
+                &inputs,
+                &current,
+                now,
+                Some(&mut |i, key, m| measures[i].push((key, m))),
+            );
             report.absorb(self.store.apply_build(&changes, now).await?);
             report.customers += inputs.len() as u64;
             progress.advance(inputs.len() as u64);
@@ -444,23 +473,7 @@ impl Builds {
                     .group_memberships(&groups, KeySelection::Keys(&keys), now)
                     .await?,
             );
-            let mut changes = Vec::new();
-            for input in &inputs {
-                let held = current.get(&input.key).map_or(&[][..], Vec::as_slice);
-                let mut change = BuildChange {
-                    customer: input.key,
-                    add: Vec::new(),
-                    remove: Vec::new(),
-                };
-                for l in &loaded {
-                    if let Some(desired) = l.desired(input, now) {
-                        diff(l, &desired, held, &mut change);
-                    }
-                }
-                if !change.add.is_empty() || !change.remove.is_empty() {
-                    changes.push(change);
-                }
-            }
+            let changes = changes(&loaded, &inputs, &current, now, None);
             report.absorb(self.store.apply_build(&changes, now).await?);
         }
         self.store.built(&queued).await?;
