@@ -60,6 +60,7 @@ impl BuildReport {
 }
 
 /// A builder ready to run: its record, compiled definition and group's segments.
+#[derive(Clone)]
 struct Loaded {
     record: SegmentBuilder,
     compiled: CompiledBuilder,
@@ -107,7 +108,7 @@ fn diff(loaded: &Loaded, desired: &[SegmentId], current: &[SegmentId], change: &
 }
 
 /// What a population-scored builder (by its position) measured of a customer (by key).
-type Measured<'a> = &'a mut dyn FnMut(usize, i64, RfmMeasure);
+type Measured<'a> = &'a mut (dyn FnMut(usize, i64, RfmMeasure) + Send + 'a);
 
 /// The changes that bring each customer's memberships in the builders' groups to what
 /// the builders compute. With `measured`, population-scored builders only measure
@@ -118,7 +119,7 @@ fn changes(
     inputs: &[BuildInput],
     current: &HashMap<i64, Vec<SegmentId>>,
     now: Timestamp,
-    mut measured: Option<Measured<'_>>,
+    mut measured: Option<&mut (dyn FnMut(usize, i64, RfmMeasure) + Send + '_)>,
 ) -> Vec<BuildChange> {
     let mut changes = Vec::new();
     for input in inputs {
@@ -198,9 +199,8 @@ impl Builds {
             schedule,
             enabled,
         };
-        let created = self.store.create_builder(&new, self.clock.now()).await?;
-        self.ensure_segments(&group, &compiled).await?;
-        Ok(created)
+        let segments = new_segments(&group, &compiled)?;
+        self.store.create_builder(&new, &segments, self.clock.now()).await
     }
 
     /// Changes a builder; a new definition is checked against its group.
@@ -231,11 +231,11 @@ impl Builds {
             schedule,
             enabled,
         };
-        let updated = self.store.update_builder(id, patch, self.clock.now()).await?;
-        if let (Some(group), Some(compiled)) = (group, compiled) {
-            self.ensure_segments(&group, &compiled).await?;
-        }
-        Ok(updated)
+        let segments = match (&group, &compiled) {
+            (Some(group), Some(compiled)) => new_segments(group, compiled)?,
+            _ => Vec::new(),
+        };
+        self.store.update_builder(id, patch, &segments, self.clock.now()).await
     }
 
     /// The group a builder may write into: calculated, of the standard service, and
@@ -259,16 +259,11 @@ impl Builds {
         Ok(group)
     }
 
-    /// Creates the builder's segments missing from its group; returns every segment
-    /// of the group by reference.
-    async fn ensure_segments(
-        &self,
-        group: &SegmentGroup,
-        compiled: &CompiledBuilder,
-    ) -> StoreResult<HashMap<ReferenceKey, SegmentId>> {
+    /// Every segment of a group, by reference.
+    async fn group_segments(&self, group: SegmentGroupId) -> StoreResult<HashMap<ReferenceKey, SegmentId>> {
         let mut segments = HashMap::new();
         let filter = SegmentFilter {
-            group: Some(group.id),
+            group: Some(group),
             ..Default::default()
         };
         let mut page = PageRequest::new(None, Some(cohort_core::page::MAX_LIMIT))?;
@@ -278,18 +273,6 @@ impl Builds {
             match found.next {
                 Some(next) => page.after = Some(next),
                 None => break,
-            }
-        }
-        for reference in compiled.segments() {
-            if !segments.contains_key(reference) {
-                let new = NewSegment {
-                    group: group.id,
-                    name: Name::parse("name", reference.as_str())?,
-                    reference: reference.clone(),
-                    calculated: true,
-                };
-                let created = self.store.create_segment(&new).await?;
-                segments.insert(created.reference, created.id);
             }
         }
         Ok(segments)
@@ -314,42 +297,99 @@ impl Builds {
         };
         let mut loaded = Vec::with_capacity(records.len());
         for record in records {
-            let stored = serde_json::from_str(&record.definition)
-                .map_err(|e| StoreError::Backend(format!("builder {}: stored definition: {e}", record.id)))?;
-            let mut compiled = compile(&stored)
-                .map_err(|e| StoreError::Backend(format!("builder {}: stored definition: {e}", record.id)))?;
-            compiled.set_rfm_bounds(record.state.as_deref().and_then(decode_bounds));
-            let group = self
-                .store
-                .segment_group(record.group)
-                .await?
-                .ok_or_else(|| StoreError::Backend(format!("builder {}: its group is gone", record.id)))?;
-            let segments = self.ensure_segments(&group, &compiled).await?;
-            loaded.push(Loaded {
-                record,
-                compiled,
-                group,
-                segments,
-            });
+            match self.load_one(record).await {
+                Ok(one) => loaded.push(one),
+                // One broken builder must not stop the others.
+                Err(e) if only.is_none() => tracing::error!(error = %e, "segment builder skipped"),
+                Err(e) => return Err(e),
+            }
         }
         Ok(loaded)
     }
 
+    async fn load_one(&self, record: SegmentBuilder) -> StoreResult<Loaded> {
+        let broken = |e: String| StoreError::Backend(format!("builder {}: stored definition: {e}", record.id));
+        let stored = serde_json::from_str(&record.definition).map_err(|e| broken(e.to_string()))?;
+        let mut compiled = compile(&stored).map_err(|e| broken(e.to_string()))?;
+        compiled.set_rfm_bounds(record.state.as_deref().and_then(decode_bounds));
+        let group = self
+            .store
+            .segment_group(record.group)
+            .await?
+            .ok_or_else(|| StoreError::Backend(format!("builder {}: its group is gone", record.id)))?;
+        let segments = self.group_segments(group.id).await?;
+        Ok(Loaded {
+            record,
+            compiled,
+            group,
+            segments,
+        })
+    }
+
     /// Builds every enabled builder (or one) for every customer, writing only changes.
+    ///
+    /// Page by page, under the turn, with the clock read again for each page: a
+    /// customer the worker built meanwhile from newer data is not overwritten with an
+    /// older view. RFM builders measure everyone first, fit their scales, then score a
+    /// second pass over fresh data.
     pub async fn run_full(&self, only: Option<BuilderId>, progress: &dyn Progress) -> StoreResult<BuildReport> {
         let mut loaded = self.load(only).await?;
         let mut report = BuildReport::default();
         if loaded.is_empty() {
             return Ok(report);
         }
-        let now = self.clock.now();
-        let aggregates = union_of_aggregates(&loaded);
-        let groups: Vec<SegmentGroupId> = loaded.iter().map(|l| l.group.id).collect();
-        let mut measures: Vec<Vec<(i64, RfmMeasure)>> = vec![Vec::new(); loaded.len()];
+        let started = self.clock.now();
+        let mut measures: Vec<Vec<RfmMeasure>> = vec![Vec::new(); loaded.len()];
         progress.phase("evaluating", self.store.count_customers().await?);
+        let mut customers = 0;
+        let evaluated = self
+            .pass(
+                &loaded,
+                progress,
+                &mut customers,
+                Some(&mut |i, _, m| measures[i].push(m)),
+            )
+            .await?;
+        report.absorb(evaluated);
+        report.customers = customers;
+        for (l, measured) in loaded.iter_mut().zip(&measures) {
+            if l.compiled.is_population_scored() {
+                l.compiled.set_rfm_bounds(Some(RfmBounds::fit(measured)));
+            }
+        }
+        let scored: Vec<Loaded> = loaded
+            .iter()
+            .filter(|l| l.compiled.is_population_scored())
+            .cloned()
+            .collect();
+        if !scored.is_empty() {
+            progress.phase("scoring", report.customers);
+            report.absorb(self.pass(&scored, progress, &mut 0, None).await?);
+        }
+        for l in &loaded {
+            let state = l.compiled.rfm_bounds().map(|b| encode_bounds(&b));
+            self.store
+                .record_build(l.record.id, state.as_deref(), started, l.record.updated_at)
+                .await?;
+        }
+        Ok(report)
+    }
+
+    /// One pass over every customer, a page at a time (see `changes` for `measured`).
+    async fn pass(
+        &self,
+        loaded: &[Loaded],
+        progress: &dyn Progress,
+        customers: &mut u64,
+        mut measured: Option<Measured<'_>>,
+    ) -> StoreResult<BuildSummary> {
+        let aggregates = union_of_aggregates(loaded);
+        let groups: Vec<SegmentGroupId> = loaded.iter().map(|l| l.group.id).collect();
+        let mut total = BuildSummary::default();
         let mut after = 0;
         loop {
             let _turn = self.turn.lock().await;
+            let now = self.clock.now();
             let inputs = self
                 .store
                 .build_inputs(BuildSelection::Page { after, limit: PAGE }, &aggregates, now)
@@ -362,84 +402,13 @@ impl Builds {
                 to: last.key,
             };
             let current = by_customer(self.store.group_memberships(&groups, range, now).await?);
-            let changes = changes(
-                &loaded,
-                &inputs,
-                &current,
-                now,
-                Some(&mut |i, key, m| measures[i].push((key, m))),
-            );
-            report.absorb(self.store.apply_build(&changes, now).await?);
-            report.customers += inputs.len() as u64;
-            progress.advance(inputs.len() as u64);
-            after = last.key;
-        }
-        for (i, l) in loaded.iter_mut().enumerate() {
-            if l.compiled.is_population_scored() {
-                let population: Vec<RfmMeasure> = measures[i].iter().map(|(_, m)| *m).collect();
-                l.compiled.set_rfm_bounds(Some(RfmBounds::fit(&population)));
-                progress.phase("scoring", report.customers);
-                let summary = self.score(l, &measures[i], now, progress).await?;
-                report.absorb(summary);
-            }
-        }
-        for l in &loaded {
-            let state = l.compiled.rfm_bounds().map(|b| encode_bounds(&b));
-            self.store.record_build(l.record.id, state.as_deref(), now).await?;
-        }
-        Ok(report)
-    }
-
-    /// Writes the RFM segments of a fitted builder for every customer: `measures` are
-    /// ascending by key; customers without one lose their scores.
-    async fn score(
-        &self,
-        loaded: &Loaded,
-        measures: &[(i64, RfmMeasure)],
-        now: Timestamp,
-        progress: &dyn Progress,
-    ) -> StoreResult<BuildSummary> {
-        let mut total = BuildSummary::default();
-        let mut next = 0;
-        let mut after = 0;
-        loop {
-            let _turn = self.turn.lock().await;
-            let keys = self.store.customer_keys(after, PAGE).await?;
-            let (Some(&first), Some(&last)) = (keys.first(), keys.last()) else {
-                break;
-            };
-            let range = KeySelection::Range { from: first, to: last };
-            let current = by_customer(self.store.group_memberships(&[loaded.group.id], range, now).await?);
-            let mut changes = Vec::new();
-            for &key in &keys {
-                while next < measures.len() && measures[next].0 < key {
-                    next += 1;
-                }
-                let desired: Vec<SegmentId> = match measures.get(next) {
-                    Some((k, m)) if *k == key => loaded
-                        .compiled
-                        .rfm_segments(m)
-                        .iter()
-                        .filter_map(|r| loaded.segments.get(r).copied())
-                        .collect(),
-                    _ => Vec::new(),
-                };
-                let held = current.get(&key).map_or(&[][..], Vec::as_slice);
-                let mut change = BuildChange {
-                    customer: key,
-                    add: Vec::new(),
-                    remove: Vec::new(),
-                };
-                diff(loaded, &desired, held, &mut change);
-                if !change.add.is_empty() || !change.remove.is_empty() {
-                    changes.push(change);
-                }
-            }
+            let changes = changes(loaded, &inputs, &current, now, measured.as_deref_mut());
             let summary = self.store.apply_build(&changes, now).await?;
             total.added += summary.added;
             total.removed += summary.removed;
-            progress.advance(keys.len() as u64);
-            after = last;
+            *customers += inputs.len() as u64;
+            progress.advance(inputs.len() as u64);
+            after = last.key;
         }
         Ok(total)
     }
@@ -481,8 +450,9 @@ impl Builds {
         Ok(report)
     }
 
-    /// Builders whose schedule has come since their last build (or creation).
-    pub async fn due(&self, now: Timestamp) -> StoreResult<Vec<BuilderId>> {
+    /// Builders whose schedule has come since their last build (or creation, or the
+    /// last attempt in `attempted`).
+    pub async fn due(&self, now: Timestamp, attempted: &HashMap<BuilderId, Timestamp>) -> StoreResult<Vec<BuilderId>> {
         let mut due = Vec::new();
         for builder in self.store.list_builders().await? {
             let Some(text) = builder.schedule.as_deref().filter(|_| builder.enabled) else {
@@ -491,13 +461,32 @@ impl Builds {
             let Ok(schedule) = Schedule::parse("schedule", text) else {
                 continue;
             };
-            let since = builder.built_at.unwrap_or(builder.created_at);
+            let since = builder
+                .built_at
+                .unwrap_or(builder.created_at)
+                .max(attempted.get(&builder.id).copied().unwrap_or(builder.created_at));
             if schedule.next_after(since).is_some_and(|at| at <= now) {
                 due.push(builder.id);
             }
         }
         Ok(due)
     }
+}
+
+/// The segments a builder assigns, to create in its group where missing.
+fn new_segments(group: &SegmentGroup, compiled: &CompiledBuilder) -> Result<Vec<NewSegment>, Invalid> {
+    compiled
+        .segments()
+        .iter()
+        .map(|reference| {
+            Ok(NewSegment {
+                group: group.id,
+                name: Name::parse("name", reference.as_str())?,
+                reference: reference.clone(),
+                calculated: true,
+            })
+        })
+        .collect()
 }
 
 fn compile(definition: &Value) -> Result<CompiledBuilder, Invalid> {

@@ -2,12 +2,14 @@
 //! background one at a time, with their progress; and the worker loop that drains
 //! the incremental queue and starts scheduled builds.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cohort_core::{BuilderId, Timestamp};
 use cohort_store::{StoreError, StoreResult};
+use futures::FutureExt;
 use tokio::sync::watch;
 
 use crate::Clock;
@@ -73,6 +75,9 @@ pub struct Jobs {
     builds: Arc<Builds>,
     clock: Arc<dyn Clock>,
     jobs: Mutex<(u64, VecDeque<watch::Receiver<JobView>>)>,
+    /// When each builder's schedule last started a build, so a failing one waits for
+    /// its next occurrence instead of starting again at every tick.
+    scheduled: Mutex<HashMap<BuilderId, Timestamp>>,
 }
 
 impl Jobs {
@@ -81,6 +86,7 @@ impl Jobs {
             builds,
             clock,
             jobs: Mutex::new((0, VecDeque::new())),
+            scheduled: Mutex::new(HashMap::new()),
         }
     }
 
@@ -116,7 +122,11 @@ impl Jobs {
         let this = self.clone();
         tokio::spawn(async move {
             let progress = Watched(tx);
-            let result = this.builds.run_full(builder, &progress).await;
+            // A panic in a build fails its job instead of leaving it running forever.
+            let result = AssertUnwindSafe(this.builds.run_full(builder, &progress))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Backend("the build panicked".into())));
             let finished_at = this.clock.now();
             progress.0.send_modify(|v| {
                 v.finished_at = Some(finished_at);
@@ -174,10 +184,13 @@ impl Jobs {
                 break;
             }
         }
-        for builder in self.builds.due(self.clock.now()).await? {
+        let now = self.clock.now();
+        let attempted = self.scheduled.lock().expect("schedule lock").clone();
+        for builder in self.builds.due(now, &attempted).await? {
             if self.start(Some(builder)).is_err() {
                 break;
             }
+            self.scheduled.lock().expect("schedule lock").insert(builder, now);
         }
         Ok(built)
     }

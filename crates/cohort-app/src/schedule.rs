@@ -17,9 +17,13 @@ impl Schedule {
                 "expected a cron expression of five fields: minute hour day month weekday",
             ));
         }
-        Cron::from_str(text)
+        let schedule = Cron::from_str(text)
             .map(Self)
-            .map_err(|e| Invalid::new(field, format!("not a cron expression: {e}")))
+            .map_err(|e| Invalid::new(field, format!("not a cron expression: {e}")))?;
+        if schedule.next_after(Timestamp::from_unix_micros(0)).is_none() {
+            return Err(Invalid::new(field, "the expression names no time that exists"));
+        }
+        Ok(schedule)
     }
 
     /// The first time strictly after `at` that the schedule names.

@@ -2,6 +2,7 @@
 //! rebuilds write nothing, customer changes rebuild through the queue, RFM scales
 //! fitted by a full build score later customers, schedules fall due on the clock.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use cohort_app::building::Silent;
@@ -292,16 +293,49 @@ async fn a_schedule_falls_due_once_per_occurrence() {
         .unwrap();
     let b = &w.app.builds;
     assert!(
-        b.due(w.app.now()).await.unwrap().is_empty(),
+        b.due(w.app.now(), &HashMap::new()).await.unwrap().is_empty(),
         "created at noon: next is 03:00 tomorrow"
     );
     w.clock.advance_micros(15 * 3_600_000_000 - 1);
-    assert!(b.due(w.app.now()).await.unwrap().is_empty());
+    assert!(b.due(w.app.now(), &HashMap::new()).await.unwrap().is_empty());
     w.clock.advance_micros(1);
-    assert_eq!(b.due(w.app.now()).await.unwrap(), vec![nightly.id]);
+    assert_eq!(b.due(w.app.now(), &HashMap::new()).await.unwrap(), vec![nightly.id]);
     b.run_full(Some(nightly.id), &Silent).await.unwrap();
     assert!(
-        b.due(w.app.now()).await.unwrap().is_empty(),
+        b.due(w.app.now(), &HashMap::new()).await.unwrap().is_empty(),
         "built: due again tomorrow"
     );
+}
+
+/// Runs `during` when the full build enters a phase (outside its turn).
+struct Hook<F: Fn(&'static str) + Send + Sync>(F);
+
+impl<F: Fn(&'static str) + Send + Sync> cohort_app::building::Progress for Hook<F> {
+    fn phase(&self, name: &'static str, _: u64) {
+        (self.0)(name)
+    }
+
+    fn advance(&self, _: u64) {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfm_scores_are_written_from_data_read_after_the_scales_were_fitted() {
+    let w = world().await;
+    w.builder("rfm", false, json!({"kind": "rfm", "window_days": 365}))
+        .await;
+    for c in ["a", "b", "late"] {
+        w.customer(c, json!({})).await;
+    }
+    w.order("a", 1, 100, "10").await;
+    w.order("b", 3, 1, "90").await;
+    let handle = tokio::runtime::Handle::current();
+    let hook = Hook(|phase| {
+        if phase == "scoring" {
+            // Between the passes, "late" orders for the first time.
+            tokio::task::block_in_place(|| handle.block_on(w.order("late", 5, 0, "500")));
+        }
+    });
+    w.app.builds.run_full(None, &hook).await.unwrap();
+    assert_eq!(w.segments("late").await, ["rfm/f5", "rfm/m5", "rfm/r5"]);
+    assert_eq!(w.segments("a").await, ["rfm/f1", "rfm/m1", "rfm/r1"]);
 }

@@ -24,7 +24,7 @@ pub struct SegmentBuilder {
     pub enabled: bool,
     /// What a full build fitted (RFM scales), as JSON text.
     pub state: Option<String>,
-    /// When the last full build finished.
+    /// When the last full build started (it saw every change made before then).
     pub built_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,

@@ -29,6 +29,9 @@ pub struct ConditionalSegment {
 /// The deepest condition tree a builder accepts.
 pub const MAX_TREE_DEPTH: usize = 16;
 
+/// The most segments one builder may assign.
+pub const MAX_SEGMENTS: usize = 1_000;
+
 /// A builder as defined by a user.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BuilderSpec {
@@ -126,8 +129,8 @@ impl CompiledBuilder {
                 for (i, (value, segment)) in mapping.iter().enumerate() {
                     if lookup.insert(value.clone(), segment.clone()).is_some() {
                         return Err(Invalid::new(
-                            format!("mapping[{i}].value"),
-                            format!("value {value} is mapped twice"),
+                            format!("mapping.{value}"),
+                            format!("value {value} is mapped twice (mapping entry {i})"),
                         ));
                     }
                     segments.push(segment.clone());
@@ -172,6 +175,15 @@ impl CompiledBuilder {
                     }
                 }
             }
+        }
+        if segments.len() > MAX_SEGMENTS {
+            return Err(Invalid::new(
+                "",
+                format!(
+                    "a builder assigns at most {MAX_SEGMENTS} segments, this one {}",
+                    segments.len()
+                ),
+            ));
         }
         Ok(Self {
             spec,

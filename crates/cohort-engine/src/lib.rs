@@ -11,7 +11,7 @@ pub mod condition;
 pub mod rfm;
 pub mod tree;
 
-pub use builder::{AgeRange, BuilderSpec, CompiledBuilder, ConditionalSegment, MAX_TREE_DEPTH, Profile};
+pub use builder::{AgeRange, BuilderSpec, CompiledBuilder, ConditionalSegment, MAX_SEGMENTS, MAX_TREE_DEPTH, Profile};
 pub use cohort_core::aggregate::{ActivityFact, Aggregate, AggregateValue, Aggregates, summarize};
 pub use condition::{AttributeTest, Bound, Comparison, Condition, Measure};
 pub use rfm::{Quintiles, RfmBounds, RfmMeasure};

@@ -35,8 +35,9 @@ impl RfmMeasure {
 /// the population reached that score, so nobody will).
 ///
 /// In a population of `n`, a value with `less` values below it scores
-/// `1 + floor(5 · less / (n − 1))`, at most 5: the lowest scores 1, the highest 5,
-/// ties score alike, and a small population spreads over the whole scale.
+/// `1 + floor(5 · less / (n − 1))`, at most 5: the lowest scores 1, the highest 5
+/// (unless everyone is tied, or alone: then everyone scores 1), ties score alike, and
+/// a small population spreads over the whole scale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quintiles<T>(pub [Option<T>; 4]);
 

@@ -163,8 +163,14 @@ impl Problem {
         self
     }
 
+    /// A refused value; fields that are missing or unknown get their own codes.
     pub fn invalid(e: Invalid) -> Self {
-        Self::new(Code::InvalidField).field(e.field).detail(e.reason)
+        let code = match e.reason.as_str() {
+            "missing field" => Code::MissingField,
+            "unknown field" => Code::UnknownField,
+            _ => Code::InvalidField,
+        };
+        Self::new(code).field(e.field).detail(e.reason)
     }
 
     pub fn document(self) -> ProblemDocument {

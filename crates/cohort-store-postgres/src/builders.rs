@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use cohort_core::segment::NewSegment;
 use cohort_core::{
     Aggregate, AggregateValue, Aggregates, BuilderId, CustomerId, Name, NewSegmentBuilder, SegmentBuilder,
     SegmentBuilderPatch, SegmentGroupId, SegmentId, Timestamp,
@@ -63,9 +64,35 @@ fn pairs(changes: &[BuildChange], side: impl Fn(&BuildChange) -> &[SegmentId]) -
     pairs.into_iter().unzip()
 }
 
+/// Creates the segments missing from a builder's group (those there are kept).
+async fn insert_segments(
+    tx: &mut sqlx::Transaction<'static, Postgres>,
+    group: SegmentGroupId,
+    segments: &[NewSegment],
+) -> StoreResult<()> {
+    for segment in segments {
+        sqlx::query(
+            "INSERT INTO segments (group_id, name, reference, calculated) VALUES ($1, $2, $3, TRUE)
+             ON CONFLICT (group_id, reference) DO NOTHING",
+        )
+        .bind(group.get())
+        .bind(segment.name.as_str())
+        .bind(segment.reference.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl BuilderStore for PostgresStore {
-    async fn create_builder(&self, builder: &NewSegmentBuilder, now: Timestamp) -> StoreResult<SegmentBuilder> {
+    async fn create_builder(
+        &self,
+        builder: &NewSegmentBuilder,
+        segments: &[NewSegment],
+        now: Timestamp,
+    ) -> StoreResult<SegmentBuilder> {
         let mut tx = self.pool.begin().await.map_err(db)?;
         // The lock is the one the foreign key takes, taken before the check.
         let group: Option<i64> = sqlx::query_scalar("SELECT id FROM segment_groups WHERE id = $1 FOR KEY SHARE")
@@ -94,6 +121,7 @@ impl BuilderStore for PostgresStore {
         .map_err(unique("group", || {
             format!("segment group {} already has a builder", builder.group)
         }))?;
+        insert_segments(&mut tx, builder.group, segments).await?;
         tx.commit().await.map_err(db)?;
         Ok(SegmentBuilder {
             id: BuilderId::new(id),
@@ -122,6 +150,7 @@ impl BuilderStore for PostgresStore {
         &self,
         id: BuilderId,
         patch: SegmentBuilderPatch,
+        segments: &[NewSegment],
         now: Timestamp,
     ) -> StoreResult<SegmentBuilder> {
         let mut tx = self.pool.begin().await.map_err(db)?;
@@ -147,6 +176,7 @@ impl BuilderStore for PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(db)?;
+        insert_segments(&mut tx, builder.group, segments).await?;
         tx.commit().await.map_err(db)?;
         Ok(builder)
     }
@@ -179,17 +209,21 @@ impl BuilderStore for PostgresStore {
         Ok(count as u64)
     }
 
-    async fn record_build(&self, id: BuilderId, state: Option<&str>, at: Timestamp) -> StoreResult<()> {
-        let done = sqlx::query("UPDATE segment_builders SET state = $2, built_at = $3 WHERE id = $1")
+    async fn record_build(
+        &self,
+        id: BuilderId,
+        state: Option<&str>,
+        at: Timestamp,
+        read_at: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE segment_builders SET state = $2, built_at = $3 WHERE id = $1 AND updated_at = $4")
             .bind(id.get())
             .bind(state)
             .bind(at.unix_micros())
+            .bind(read_at.unix_micros())
             .execute(&self.pool)
             .await
             .map_err(db)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::not_found("segment builder", id));
-        }
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 //! activity aggregates computed in SQL) and the membership changes it writes.
 
 use async_trait::async_trait;
+use cohort_core::segment::NewSegment;
 use cohort_core::{
     Aggregate, AggregateValue, Aggregates, BuilderId, CustomerId, Name, NewSegmentBuilder, SegmentBuilder,
     SegmentBuilderPatch, SegmentGroupId, SegmentId, Timestamp,
@@ -49,9 +50,35 @@ fn json_list<T: Into<serde_json::Value> + Clone>(items: &[T]) -> String {
     serde_json::Value::Array(items.iter().cloned().map(Into::into).collect()).to_string()
 }
 
+/// Creates the segments missing from a builder's group (those there are kept).
+async fn insert_segments(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    group: SegmentGroupId,
+    segments: &[NewSegment],
+) -> StoreResult<()> {
+    for segment in segments {
+        sqlx::query(
+            "INSERT INTO segments (group_id, name, reference, calculated) VALUES ($1, $2, $3, TRUE)
+             ON CONFLICT (group_id, reference) DO NOTHING",
+        )
+        .bind(group.get())
+        .bind(segment.name.as_str())
+        .bind(segment.reference.as_str())
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl BuilderStore for SqliteStore {
-    async fn create_builder(&self, builder: &NewSegmentBuilder, now: Timestamp) -> StoreResult<SegmentBuilder> {
+    async fn create_builder(
+        &self,
+        builder: &NewSegmentBuilder,
+        segments: &[NewSegment],
+        now: Timestamp,
+    ) -> StoreResult<SegmentBuilder> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
         let group: Option<i64> = sqlx::query_scalar("SELECT id FROM segment_groups WHERE id = $1")
             .bind(builder.group.get())
@@ -79,6 +106,7 @@ impl BuilderStore for SqliteStore {
         .map_err(unique("group", || {
             format!("segment group {} already has a builder", builder.group)
         }))?;
+        insert_segments(&mut tx, builder.group, segments).await?;
         tx.commit().await.map_err(db)?;
         Ok(SegmentBuilder {
             id: BuilderId::new(row.get(0)),
@@ -107,6 +135,7 @@ impl BuilderStore for SqliteStore {
         &self,
         id: BuilderId,
         patch: SegmentBuilderPatch,
+        segments: &[NewSegment],
         now: Timestamp,
     ) -> StoreResult<SegmentBuilder> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
@@ -132,6 +161,7 @@ impl BuilderStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(db)?;
+        insert_segments(&mut tx, builder.group, segments).await?;
         tx.commit().await.map_err(db)?;
         Ok(builder)
     }
@@ -164,17 +194,21 @@ impl BuilderStore for SqliteStore {
         Ok(count as u64)
     }
 
-    async fn record_build(&self, id: BuilderId, state: Option<&str>, at: Timestamp) -> StoreResult<()> {
-        let done = sqlx::query("UPDATE segment_builders SET state = $2, built_at = $3 WHERE id = $1")
+    async fn record_build(
+        &self,
+        id: BuilderId,
+        state: Option<&str>,
+        at: Timestamp,
+        read_at: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query("UPDATE segment_builders SET state = $2, built_at = $3 WHERE id = $1 AND updated_at = $4")
             .bind(id.get())
             .bind(state)
             .bind(at.unix_micros())
+            .bind(read_at.unix_micros())
             .execute(&self.write)
             .await
             .map_err(db)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::not_found("segment builder", id));
-        }
         Ok(())
     }
 

@@ -163,7 +163,26 @@ impl SegmentStore for SqliteStore {
             .ok_or_else(|| StoreError::not_found("segment group", id))?;
         let mut group = group_from_row(&row)?;
         let becomes_exclusive = patch.exclusive == Some(true) && !group.exclusive;
+        let before = (group.calculated, group.exclusive);
         group.apply(patch);
+        if before != (group.calculated, group.exclusive) {
+            let owned = sqlx::query("SELECT 1 FROM segment_builders WHERE group_id = $1")
+                .bind(id.get())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+            if owned.is_some() {
+                let field = if before.0 == group.calculated {
+                    "exclusive"
+                } else {
+                    "calculated"
+                };
+                return Err(StoreError::conflict(
+                    field,
+                    "a segment builder owns this group: delete the builder to change how the group works",
+                ));
+            }
+        }
         if becomes_exclusive {
             let kind = owner_kind(&mut tx, &group.service).await?;
             check_owner(&group.service, kind.as_deref(), true)?;

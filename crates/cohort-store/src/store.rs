@@ -337,13 +337,22 @@ pub struct BuildSummary {
 /// Segment builders, and what building reads and writes.
 #[async_trait]
 pub trait BuilderStore: Send + Sync + 'static {
-    /// Refuses a group that does not exist (`group`, dangling) or already has a builder (conflict).
-    async fn create_builder(&self, builder: &NewSegmentBuilder, now: Timestamp) -> StoreResult<SegmentBuilder>;
+    /// Saves a builder with the segments its definition assigns (`segments`, in its
+    /// group; those already there are kept). Refuses a group that does not exist
+    /// (`group`, dangling) or already has a builder (conflict).
+    async fn create_builder(
+        &self,
+        builder: &NewSegmentBuilder,
+        segments: &[NewSegment],
+        now: Timestamp,
+    ) -> StoreResult<SegmentBuilder>;
     async fn builder(&self, id: BuilderId) -> StoreResult<Option<SegmentBuilder>>;
+    /// Changes a builder and creates the `segments` missing from its group, together.
     async fn update_builder(
         &self,
         id: BuilderId,
         patch: SegmentBuilderPatch,
+        segments: &[NewSegment],
         now: Timestamp,
     ) -> StoreResult<SegmentBuilder>;
     /// Deletes the builder; the memberships it wrote stay.
@@ -352,8 +361,16 @@ pub trait BuilderStore: Send + Sync + 'static {
     async fn list_builders(&self) -> StoreResult<Vec<SegmentBuilder>>;
     /// How many customers there are (the size of a full build).
     async fn count_customers(&self) -> StoreResult<u64>;
-    /// Records a finished full build: the state it fitted and when.
-    async fn record_build(&self, id: BuilderId, state: Option<&str>, at: Timestamp) -> StoreResult<()>;
+    /// Records a full build: the state it fitted and when it started. Nothing is
+    /// recorded when the builder changed since the build read it (`read_at` is the
+    /// `updated_at` it read): its state would belong to another definition.
+    async fn record_build(
+        &self,
+        id: BuilderId,
+        state: Option<&str>,
+        at: Timestamp,
+        read_at: Timestamp,
+    ) -> StoreResult<()>;
 
     /// Customers with their attributes and the aggregates of their activities at `now`
     /// (activities after `now` do not count; order amounts are summed to 4 decimals).

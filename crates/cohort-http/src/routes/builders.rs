@@ -42,7 +42,7 @@ pub struct BuilderBody {
     /// A five-field cron expression (UTC) for scheduled full builds.
     pub schedule: Option<String>,
     pub enabled: bool,
-    /// When the last full build finished (RFC 3339).
+    /// When the last full build started (RFC 3339): it saw every change made before.
     pub built_at: Option<String>,
     pub created_at: String,
     pub updated_at: String,

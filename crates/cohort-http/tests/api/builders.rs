@@ -86,6 +86,26 @@ async fn builders_are_saved_checked_changed_and_deleted() {
         (patched["name"].as_str(), &patched["schedule"]),
         (Some("Age groups"), &Value::Null)
     );
+    // A bad definition changes nothing; an unknown builder is not found.
+    let bad = json!({"definition": {"kind": "age_groups", "ranges": []}});
+    let p = problem(app.send_json(Method::PATCH, &path, bad).await, 400, "missing_field").await;
+    assert_eq!(p["field"], "definition.attribute");
+    let unchanged: Value = app.get(&path).await.json().await.unwrap();
+    assert_eq!(unchanged["definition"], ages());
+    let missing = app
+        .send_json(Method::PATCH, "/v1/segment-builders/999", json!({"enabled": false}))
+        .await;
+    problem(missing, 404, "not_found").await;
+    // The group's kind is the builder's: it cannot be changed under it.
+    let kind = app
+        .send_json(
+            Method::PATCH,
+            &format!("/v1/segment-groups/{}", group["id"]),
+            json!({"calculated": false}),
+        )
+        .await;
+    let p = problem(kind, 409, "conflict").await;
+    assert_eq!(p["field"], "calculated");
     let list: Value = app.get("/v1/segment-builders").await.json().await.unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
 

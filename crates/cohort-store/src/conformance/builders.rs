@@ -26,10 +26,12 @@ pub(super) async fn drain_queue(store: &dyn Store) {
 
 pub async fn builders_round_trip_and_own_their_group(store: &dyn Store) {
     let g = group(store, "ages", false).await;
+    let segments = [new_segment(g.id, "young"), new_segment(g.id, "old")];
     let created = store
-        .create_builder(&new_builder(g.id, r#"{"kind":"x"}"#), t(1))
+        .create_builder(&new_builder(g.id, r#"{"kind":"x"}"#), &segments, t(1))
         .await
         .unwrap();
+    assert_eq!(held(store, g.id).await, ["young", "old"], "saved with its segments");
     assert_eq!(created.group, g.id);
     assert_eq!(created.schedule.as_deref(), Some("0 3 * * *"));
     assert_eq!(
@@ -38,13 +40,17 @@ pub async fn builders_round_trip_and_own_their_group(store: &dyn Store) {
     );
     assert_eq!(store.builder(created.id).await.unwrap(), Some(created.clone()));
 
-    let second = store.create_builder(&new_builder(g.id, "{}"), t(2)).await.unwrap_err();
+    let more = [new_segment(g.id, "other")];
+    let second = store
+        .create_builder(&new_builder(g.id, "{}"), &more, t(2))
+        .await
+        .unwrap_err();
     assert!(
         matches!(second, StoreError::Conflict { ref field, .. } if field == "group"),
         "{second:?}"
     );
     let dangling = store
-        .create_builder(&new_builder(SegmentGroupId::new(9_999), "{}"), t(2))
+        .create_builder(&new_builder(SegmentGroupId::new(9_999), "{}"), &[], t(2))
         .await
         .unwrap_err();
     assert!(
@@ -53,7 +59,7 @@ pub async fn builders_round_trip_and_own_their_group(store: &dyn Store) {
     );
 
     store
-        .record_build(created.id, Some(r#"{"fitted":1}"#), t(5))
+        .record_build(created.id, Some(r#"{"fitted":1}"#), t(5), created.updated_at)
         .await
         .unwrap();
     let built = store.builder(created.id).await.unwrap().unwrap();
@@ -68,7 +74,7 @@ pub async fn builders_round_trip_and_own_their_group(store: &dyn Store) {
         schedule: Some(None),
         ..Default::default()
     };
-    let renamed = store.update_builder(created.id, patch, t(6)).await.unwrap();
+    let renamed = store.update_builder(created.id, patch, &[], t(6)).await.unwrap();
     assert_eq!((renamed.name.as_str(), renamed.schedule.clone()), ("renamed", None));
     assert!(renamed.state.is_some());
     let patch = SegmentBuilderPatch {
@@ -76,11 +82,18 @@ pub async fn builders_round_trip_and_own_their_group(store: &dyn Store) {
         enabled: Some(false),
         ..Default::default()
     };
-    let redefined = store.update_builder(created.id, patch, t(7)).await.unwrap();
+    let young = [new_segment(g.id, "young"), new_segment(g.id, "middle")];
+    let redefined = store.update_builder(created.id, patch, &young, t(7)).await.unwrap();
     assert_eq!(
         (redefined.state.clone(), redefined.enabled, redefined.updated_at),
         (None, false, t(7))
     );
+    assert_eq!(held(store, g.id).await, ["young", "old", "middle"]);
+    // A build that read the builder before this change records nothing.
+    store
+        .record_build(created.id, Some("{}"), t(8), renamed.updated_at)
+        .await
+        .unwrap();
     assert_eq!(store.builder(created.id).await.unwrap(), Some(redefined.clone()));
     assert_eq!(store.list_builders().await.unwrap(), vec![redefined]);
 
@@ -92,13 +105,66 @@ pub async fn builders_round_trip_and_own_their_group(store: &dyn Store) {
     ));
     assert!(matches!(
         store
-            .update_builder(created.id, SegmentBuilderPatch::default(), t(8))
+            .update_builder(created.id, SegmentBuilderPatch::default(), &[], t(8))
             .await
             .unwrap_err(),
         StoreError::NotFound { .. }
     ));
     // The group is free again.
-    store.create_builder(&new_builder(g.id, "{}"), t(9)).await.unwrap();
+    store.create_builder(&new_builder(g.id, "{}"), &[], t(9)).await.unwrap();
+}
+
+pub async fn a_group_owned_by_a_builder_keeps_its_kind(store: &dyn Store) {
+    let g = group(store, "scores", false).await;
+    let patch = |calculated, exclusive| SegmentGroupPatch {
+        calculated,
+        exclusive,
+        ..Default::default()
+    };
+    store.create_builder(&new_builder(g.id, "{}"), &[], t(1)).await.unwrap();
+    let err = store
+        .update_segment_group(g.id, patch(None, Some(true)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict { ref field, .. } if field == "exclusive"),
+        "{err:?}"
+    );
+    let err = store
+        .update_segment_group(g.id, patch(Some(true), None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict { ref field, .. } if field == "calculated"),
+        "{err:?}"
+    );
+    let renamed = SegmentGroupPatch {
+        name: Some(name("RFM")),
+        ..Default::default()
+    };
+    assert_eq!(
+        store.update_segment_group(g.id, renamed).await.unwrap().name.as_str(),
+        "RFM"
+    );
+}
+
+/// The references of a group's segments, in creation order.
+async fn held(store: &dyn Store, group: SegmentGroupId) -> Vec<String> {
+    let filter = crate::SegmentFilter {
+        group: Some(group),
+        ..Default::default()
+    };
+    let page = store.list_segments(&filter, PageRequest::first()).await.unwrap();
+    page.items.iter().map(|s| s.reference.as_str().to_owned()).collect()
+}
+
+fn new_segment(group: SegmentGroupId, reference: &str) -> cohort_core::segment::NewSegment {
+    cohort_core::segment::NewSegment {
+        group,
+        name: name(reference),
+        reference: super::key(reference),
+        calculated: true,
+    }
 }
 
 fn aggregate(kind: &str, window_days: Option<u32>) -> Aggregate {

@@ -65,6 +65,7 @@ macro_rules! conformance_suite {
             build_inputs_read_attributes_and_activity_aggregates,
             applied_builds_write_calculated_memberships,
             customer_changes_queue_them_for_building,
+            a_group_owned_by_a_builder_keeps_its_kind,
         );
     };
     (@each $fresh:path, $attrs:tt $name:ident $(, $rest:ident)* $(,)?) => {
