@@ -384,6 +384,8 @@ impl Builds {
         mut measured: Option<Measured<'_>>,
     ) -> StoreResult<BuildSummary> {
         let aggregates = union_of_aggregates(loaded);
+        // RFM reads only activities: a pass of RFM builders alone skips the profiles.
+        let profiles = loaded.iter().any(|l| !l.compiled.is_population_scored());
         let groups: Vec<SegmentGroupId> = loaded.iter().map(|l| l.group.id).collect();
         let mut total = BuildSummary::default();
         let mut after = 0;
@@ -392,7 +394,7 @@ impl Builds {
             let now = self.clock.now();
             let inputs = self
                 .store
-                .build_inputs(BuildSelection::Page { after, limit: PAGE }, &aggregates, now)
+                .build_inputs(BuildSelection::Page { after, limit: PAGE }, profiles, &aggregates, now)
                 .await?;
             let (Some(first), Some(last)) = (inputs.first(), inputs.last()) else {
                 break;
@@ -433,7 +435,7 @@ impl Builds {
             let ids: Vec<_> = queued.iter().map(|q| q.customer.clone()).collect();
             let inputs = self
                 .store
-                .build_inputs(BuildSelection::Ids(&ids), &aggregates, now)
+                .build_inputs(BuildSelection::Ids(&ids), true, &aggregates, now)
                 .await?;
             let keys: Vec<i64> = inputs.iter().map(|i| i.key).collect();
             let groups: Vec<SegmentGroupId> = loaded.iter().map(|l| l.group.id).collect();

@@ -230,21 +230,24 @@ impl BuilderStore for PostgresStore {
     async fn build_inputs(
         &self,
         selection: BuildSelection<'_>,
+        profiles: bool,
         aggregates: &[Aggregate],
         now: Timestamp,
     ) -> StoreResult<Vec<BuildInput>> {
         let mut conn = self.pool.acquire().await.map_err(db)?;
         let rows = match selection {
             BuildSelection::Page { after, limit } => {
-                sqlx::query("SELECT seq, id, attributes::text FROM customers WHERE seq > $1 ORDER BY seq LIMIT $2")
+                sqlx::query("SELECT seq, id, CASE WHEN $3 THEN attributes::text ELSE '{}' END FROM customers WHERE seq > $1 ORDER BY seq LIMIT $2")
                     .bind(after)
                     .bind(i64::from(limit))
+                    .bind(profiles)
                     .fetch_all(&mut *conn)
                     .await
             }
             BuildSelection::Ids(ids) => {
-                sqlx::query("SELECT seq, id, attributes::text FROM customers WHERE id = ANY($1) ORDER BY seq")
+                sqlx::query("SELECT seq, id, CASE WHEN $2 THEN attributes::text ELSE '{}' END FROM customers WHERE id = ANY($1) ORDER BY seq")
                     .bind(ids.iter().map(CustomerId::as_str).collect::<Vec<_>>())
+                    .bind(profiles)
                     .fetch_all(&mut *conn)
                     .await
             }

@@ -215,25 +215,28 @@ impl BuilderStore for SqliteStore {
     async fn build_inputs(
         &self,
         selection: BuildSelection<'_>,
+        profiles: bool,
         aggregates: &[Aggregate],
         now: Timestamp,
     ) -> StoreResult<Vec<BuildInput>> {
         let mut conn = self.read.acquire().await.map_err(db)?;
         let rows = match selection {
             BuildSelection::Page { after, limit } => {
-                sqlx::query("SELECT seq, id, attributes FROM customers WHERE seq > $1 ORDER BY seq LIMIT $2")
+                sqlx::query("SELECT seq, id, CASE WHEN $3 THEN attributes ELSE '{}' END FROM customers WHERE seq > $1 ORDER BY seq LIMIT $2")
                     .bind(after)
                     .bind(i64::from(limit))
+                    .bind(profiles)
                     .fetch_all(&mut *conn)
                     .await
             }
             BuildSelection::Ids(ids) => {
                 let list = json_list(&ids.iter().map(CustomerId::as_str).collect::<Vec<_>>());
                 sqlx::query(
-                    "SELECT seq, id, attributes FROM customers WHERE id IN (SELECT value FROM json_each($1))
+                    "SELECT seq, id, CASE WHEN $2 THEN attributes ELSE '{}' END FROM customers WHERE id IN (SELECT value FROM json_each($1))
                      ORDER BY seq",
                 )
                 .bind(list)
+                .bind(profiles)
                 .fetch_all(&mut *conn)
                 .await
             }

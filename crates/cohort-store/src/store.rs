@@ -372,11 +372,13 @@ pub trait BuilderStore: Send + Sync + 'static {
         read_at: Timestamp,
     ) -> StoreResult<()>;
 
-    /// Customers with their attributes and the aggregates of their activities at `now`
-    /// (activities after `now` do not count; order amounts are summed to 4 decimals).
+    /// Customers with their attributes (empty unless `profiles`) and the aggregates of
+    /// their activities at `now` (activities after `now` do not count; order amounts
+    /// are summed to 4 decimals).
     async fn build_inputs(
         &self,
         selection: BuildSelection<'_>,
+        profiles: bool,
         aggregates: &[Aggregate],
         now: Timestamp,
     ) -> StoreResult<Vec<BuildInput>>;

@@ -196,7 +196,7 @@ pub async fn build_inputs_read_attributes_and_activity_aggregates(store: &dyn St
         aggregate("login", Some(1)),
     ];
     let inputs = store
-        .build_inputs(BuildSelection::Page { after: 0, limit: 10 }, &wanted, now)
+        .build_inputs(BuildSelection::Page { after: 0, limit: 10 }, true, &wanted, now)
         .await
         .unwrap();
     let ids: Vec<&str> = inputs.iter().map(|i| i.id.as_str()).collect();
@@ -228,6 +228,7 @@ pub async fn build_inputs_read_attributes_and_activity_aggregates(store: &dyn St
                 after: inputs[0].key,
                 limit: 1,
             },
+            true,
             &wanted,
             now,
         )
@@ -237,17 +238,18 @@ pub async fn build_inputs_read_attributes_and_activity_aggregates(store: &dyn St
     assert_eq!(page[0].id.as_str(), "c2");
     let chosen = [cid("c3"), cid("ghost"), cid("c1")];
     let mut some = store
-        .build_inputs(BuildSelection::Ids(&chosen), &wanted, now)
+        .build_inputs(BuildSelection::Ids(&chosen), true, &wanted, now)
         .await
         .unwrap();
     some.sort_by_key(|i| i.key);
     assert_eq!(some, vec![inputs[0].clone(), inputs[2].clone()]);
     // Without aggregates, only profiles.
     let bare = store
-        .build_inputs(BuildSelection::Page { after: 0, limit: 10 }, &[], now)
+        .build_inputs(BuildSelection::Page { after: 0, limit: 10 }, false, &[], now)
         .await
         .unwrap();
     assert_eq!(bare.len(), 3);
+    assert!(bare.iter().all(|i| i.attributes.is_empty()), "profiles only when asked");
 }
 
 pub async fn applied_builds_write_calculated_memberships(store: &dyn Store) {
@@ -259,7 +261,7 @@ pub async fn applied_builds_write_calculated_memberships(store: &dyn Store) {
     let (a, b) = (segment(store, &g, "a").await, segment(store, &g, "b").await);
     let elsewhere = segment(store, &other, "x").await;
     let inputs = store
-        .build_inputs(BuildSelection::Page { after: 0, limit: 10 }, &[], t(0))
+        .build_inputs(BuildSelection::Page { after: 0, limit: 10 }, false, &[], t(0))
         .await
         .unwrap();
     let (k1, k2, k3) = (inputs[0].key, inputs[1].key, inputs[2].key);
