@@ -2,20 +2,41 @@
 //! `COHORT_BENCH_CUSTOMERS` customers (default 1,000,000) with
 //! `COHORT_BENCH_ACTIVITIES` order activities (default 10,000,000) on SQLite.
 //! Times the first build (writes every membership) and a rebuild (writes only
-//! changes: none), each once — a 30-second operation is not a criterion loop.
+//! changes: none), each once — a 30-second operation is not a criterion loop — with
+//! the time of each phase (evaluating every builder, then scoring RFM).
 //!
 //! Run: `cargo bench -p cohort-app --bench build`
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use cohort_app::building::Silent;
+use cohort_app::building::Progress;
 use cohort_app::{App, Clock, ManualClock};
 use cohort_core::customer::CustomerUpsert;
 use cohort_core::segment::NewSegmentGroup;
 use cohort_core::*;
 use serde_json::json;
 use sqlx::Connection;
+
+/// Prints how long each phase of a build took.
+struct Phases(std::sync::Mutex<Option<(&'static str, Instant)>>);
+
+impl Phases {
+    fn end(&self) {
+        if let Some((name, started)) = self.0.lock().unwrap().take() {
+            println!("  {name}: {:.2} s", started.elapsed().as_secs_f64());
+        }
+    }
+}
+
+impl Progress for Phases {
+    fn phase(&self, name: &'static str, _: u64) {
+        self.end();
+        *self.0.lock().unwrap() = Some((name, Instant::now()));
+    }
+
+    fn advance(&self, _: u64) {}
+}
 
 fn env(name: &str, default: i64) -> i64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -115,7 +136,9 @@ fn main() {
         }
         for label in ["first build", "rebuild"] {
             let started = Instant::now();
-            let report = app.builds.run_full(None, &Silent).await.unwrap();
+            let phases = Phases(std::sync::Mutex::new(None));
+            let report = app.builds.run_full(None, &phases).await.unwrap();
+            phases.end();
             println!(
                 "{label}: {} customers, {} memberships added, {} removed in {:.2} s",
                 report.customers,

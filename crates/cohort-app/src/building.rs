@@ -108,7 +108,7 @@ fn diff(loaded: &Loaded, desired: &[SegmentId], current: &[SegmentId], change: &
 }
 
 /// What a population-scored builder (by its position) measured of a customer (by key).
-type Measured<'a> = &'a mut (dyn FnMut(usize, i64, RfmMeasure) + Send + 'a);
+type Measured<'m> = dyn FnMut(usize, i64, RfmMeasure) + Send + 'm;
 
 /// The changes that bring each customer's memberships in the builders' groups to what
 /// the builders compute. With `measured`, population-scored builders only measure
@@ -119,7 +119,7 @@ fn changes(
     inputs: &[BuildInput],
     current: &HashMap<i64, Vec<SegmentId>>,
     now: Timestamp,
-    mut measured: Option<&mut (dyn FnMut(usize, i64, RfmMeasure) + Send + '_)>,
+    mut measured: Option<&mut Measured<'_>>,
 ) -> Vec<BuildChange> {
     let mut changes = Vec::new();
     for input in inputs {
@@ -381,7 +381,7 @@ impl Builds {
         loaded: &[Loaded],
         progress: &dyn Progress,
         customers: &mut u64,
-        mut measured: Option<Measured<'_>>,
+        mut measured: Option<&mut Measured<'_>>,
     ) -> StoreResult<BuildSummary> {
         let aggregates = union_of_aggregates(loaded);
         // RFM reads only activities: a pass of RFM builders alone skips the profiles.

@@ -194,10 +194,6 @@ impl CompiledBuilder {
         })
     }
 
-    pub fn spec(&self) -> &BuilderSpec {
-        &self.spec
-    }
-
     /// Every segment this builder can assign (its group's segments).
     pub fn segments(&self) -> &[ReferenceKey] {
         &self.segments
