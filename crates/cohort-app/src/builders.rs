@@ -109,19 +109,45 @@ pub fn parse_builder(value: &Value) -> Result<CompiledBuilder, Invalid> {
 }
 
 fn tree(field: &str, value: &Value, depth: usize) -> Result<Tree<Condition>, Invalid> {
-    if depth > MAX_TREE_DEPTH {
-        return Err(Invalid::new(
-            field,
-            format!("nested deeper than {MAX_TREE_DEPTH} levels"),
-        ));
+    let leaf = |field: &str, map: &Map<String, Value>| {
+        if map.contains_key("attribute") {
+            Some(attribute_condition(field, map, |attribute, test| {
+                Condition::Attribute { attribute, test }
+            }))
+        } else if map.contains_key("activity") {
+            Some(activity_condition(field, map))
+        } else {
+            None
+        }
+    };
+    let expected = "expected all, any, not, an attribute condition or an activity condition";
+    condition_tree(field, value, depth, MAX_TREE_DEPTH, &leaf, expected)
+}
+
+/// Reads the leaves of a condition tree: `None` for an object that is none of them.
+pub(crate) type LeafReader<'a, L> = dyn Fn(&str, &Map<String, Value>) -> Option<Result<Tree<L>, Invalid>> + 'a;
+
+/// An `all` / `any` / `not` tree over the leaves `leaf` reads; any other object is
+/// refused with `expected`. Nesting deeper than `max_depth` is refused at the node that
+/// passes it; errors name the path (`conditions.all[1].value`).
+pub(crate) fn condition_tree<L>(
+    field: &str,
+    value: &Value,
+    depth: usize,
+    max_depth: usize,
+    leaf: &LeafReader<'_, L>,
+    expected: &str,
+) -> Result<Tree<L>, Invalid> {
+    if depth > max_depth {
+        return Err(Invalid::new(field, format!("nested deeper than {max_depth} levels")));
     }
     let map = object(field, value)?;
-    let branch = |name: &str| -> Result<Vec<Tree<Condition>>, Invalid> {
+    let branch = |name: &str| -> Result<Vec<Tree<L>>, Invalid> {
         let here = join(field, name);
         array(map, field, name)?
             .iter()
             .enumerate()
-            .map(|(i, t)| tree(&format!("{here}[{i}]"), t, depth + 1))
+            .map(|(i, t)| condition_tree(&format!("{here}[{i}]"), t, depth + 1, max_depth, leaf, expected))
             .collect()
     };
     if map.contains_key("all") {
@@ -132,31 +158,26 @@ fn tree(field: &str, value: &Value, depth: usize) -> Result<Tree<Condition>, Inv
         Ok(Tree::Any(branch("any")?))
     } else if let Some(inner) = map.get("not") {
         only(map, field, &["not"])?;
-        Ok(Tree::Not(Box::new(tree(&join(field, "not"), inner, depth + 1)?)))
-    } else if map.contains_key("attribute") {
-        attribute_condition(field, map)
-    } else if map.contains_key("activity") {
-        activity_condition(field, map)
+        let inner = condition_tree(&join(field, "not"), inner, depth + 1, max_depth, leaf, expected)?;
+        Ok(Tree::Not(Box::new(inner)))
     } else {
-        Err(Invalid::new(
-            field,
-            "expected all, any, not, an attribute condition or an activity condition",
-        ))
+        leaf(field, map).unwrap_or_else(|| Err(Invalid::new(field, expected)))
     }
 }
 
-fn attribute_condition(field: &str, map: &Map<String, Value>) -> Result<Tree<Condition>, Invalid> {
+/// `{"attribute": …, "op": …, "value": …}` as a tree of attribute tests (`!=` is
+/// "set and not equal"); `make` turns a test into the caller's leaf.
+pub(crate) fn attribute_condition<L>(
+    field: &str,
+    map: &Map<String, Value>,
+    make: impl Fn(AttributeName, AttributeTest) -> L,
+) -> Result<Tree<L>, Invalid> {
     only(map, field, &["attribute", "op", "value"])?;
     let attribute = attribute_name(map, field)?;
     let op = string(map, field, "op")?;
     let value_field = join(field, "value");
     let value = map.get("value");
-    let leaf = |test| {
-        Tree::Leaf(Condition::Attribute {
-            attribute: attribute.clone(),
-            test,
-        })
-    };
+    let leaf = |test| Tree::Leaf(make(attribute.clone(), test));
     let scalar = |v: Option<&Value>| -> Result<String, Invalid> {
         let parsed = match v {
             Some(Value::String(s)) => AttributeValue::from_text(&value_field, s)?,
@@ -253,7 +274,7 @@ fn aggregate(map: &Map<String, Value>, field: &str, default: Option<&str>) -> Re
     })
 }
 
-fn join(field: &str, name: &str) -> String {
+pub(crate) fn join(field: &str, name: &str) -> String {
     if field.is_empty() {
         name.to_owned()
     } else {
@@ -261,14 +282,14 @@ fn join(field: &str, name: &str) -> String {
     }
 }
 
-fn object<'a>(field: &str, value: &'a Value) -> Result<&'a Map<String, Value>, Invalid> {
+pub(crate) fn object<'a>(field: &str, value: &'a Value) -> Result<&'a Map<String, Value>, Invalid> {
     match value {
         Value::Object(map) => Ok(map),
         _ => Err(Invalid::new(field, "expected an object")),
     }
 }
 
-fn only(map: &Map<String, Value>, field: &str, allowed: &[&str]) -> Result<(), Invalid> {
+pub(crate) fn only(map: &Map<String, Value>, field: &str, allowed: &[&str]) -> Result<(), Invalid> {
     match map.keys().find(|k| !allowed.contains(&k.as_str())) {
         Some(unknown) => Err(Invalid::new(join(field, unknown), "unknown field")),
         None => Ok(()),
@@ -279,7 +300,7 @@ fn attribute_name(map: &Map<String, Value>, field: &str) -> Result<AttributeName
     AttributeName::parse(&join(field, "attribute"), &string(map, field, "attribute")?)
 }
 
-fn string(map: &Map<String, Value>, field: &str, name: &str) -> Result<String, Invalid> {
+pub(crate) fn string(map: &Map<String, Value>, field: &str, name: &str) -> Result<String, Invalid> {
     match map.get(name) {
         Some(Value::String(s)) => Ok(s.clone()),
         Some(_) => Err(Invalid::new(join(field, name), "expected a string")),
@@ -287,7 +308,7 @@ fn string(map: &Map<String, Value>, field: &str, name: &str) -> Result<String, I
     }
 }
 
-fn array<'a>(map: &'a Map<String, Value>, field: &str, name: &str) -> Result<&'a Vec<Value>, Invalid> {
+pub(crate) fn array<'a>(map: &'a Map<String, Value>, field: &str, name: &str) -> Result<&'a Vec<Value>, Invalid> {
     match map.get(name) {
         Some(Value::Array(items)) => Ok(items),
         Some(_) => Err(Invalid::new(join(field, name), "expected a list")),

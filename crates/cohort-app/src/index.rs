@@ -12,15 +12,18 @@ use std::sync::{Arc, RwLock};
 
 use cohort_core::{CustomerId, Invalid, QualifiedSegment, SegmentId, ServiceId, Timestamp};
 use cohort_index::{Expr, SegmentIndex};
-use cohort_store::{MembershipChange, Store, StoreError, StoreResult};
+use cohort_store::{LogRead, MembershipChange, Store, StoreError, StoreResult};
 use tokio::sync::Mutex;
 
 use crate::Clock;
 
 /// Log entries applied per store read.
 const CHANGES_PER_READ: u32 = 10_000;
-/// How long a missing log position is waited for before it is taken for a rollback.
-pub const GAP_GRACE_MICROS: i64 = 5_000_000;
+/// Log entries read again when the index is built: their transactions may not have
+/// committed when the snapshot was read (applying an entry twice changes nothing).
+pub const REPLAYED_AT_BUILD: i64 = 100_000;
+/// The bound of a gap found before its writers' bound was read.
+const UNBOUNDED: i64 = i64::MAX;
 /// Log entries kept behind this process's position when pruning.
 pub const LOG_KEPT: i64 = 1_000_000;
 /// How long segment names are trusted before they are read again.
@@ -50,8 +53,9 @@ struct State {
     expiry_of: HashMap<(u32, u32), i64>,
     /// Qualified names of stored segments.
     names: HashMap<QualifiedSegment, SegmentId>,
-    /// The first missing log position and when it was first seen missing.
-    gap: Option<(i64, Timestamp)>,
+    /// Log positions passed over while not visible → a bound above the transaction
+    /// ids of every writer that could still commit them.
+    gaps: BTreeMap<i64, i64>,
     /// When `names` were read.
     names_at: Option<Timestamp>,
 }
@@ -88,32 +92,48 @@ impl State {
                 }
             }
         }
-        self.position = Some(change.position);
         Ok(())
     }
 
-    /// Applies changes while their positions follow on without a gap, and returns how
-    /// many it applied. Positions are consecutive unless a transaction rolled back, or
-    /// (on PostgreSQL) a lower position has not committed yet: a gap is waited for
-    /// `GAP_GRACE_MICROS` before it is taken for a rollback and skipped.
-    fn apply_in_order(&mut self, changes: &[MembershipChange], now: Timestamp) -> StoreResult<usize> {
-        for (i, change) in changes.iter().enumerate() {
-            let expected = self.position.map_or(change.position, |p| p + 1);
-            if change.position > expected {
-                let since = *self.gap.get_or_insert((expected, now));
-                let (gap_at, first_seen) = since;
-                if gap_at != expected {
-                    self.gap = Some((expected, now));
-                    return Ok(i);
+    /// Applies one read of the log. Positions it passes over become gaps. An entry
+    /// filling a gap is applied late: a later entry for the same membership cannot have
+    /// been visible before it, as its writer waited for this one's commit (row locks).
+    /// A gap is forgotten when a complete read (fewer entries than asked for) did not
+    /// return it although every transaction that could write it had ended: it was
+    /// rolled back.
+    fn absorb(&mut self, read: &LogRead, complete: bool, now: Timestamp) -> StoreResult<()> {
+        let mut position = self.position.expect("built");
+        for change in &read.changes {
+            if change.position <= position {
+                if self.gaps.remove(&change.position).is_some() {
+                    self.apply(change, now)?;
                 }
-                if now.unix_micros() - first_seen.unix_micros() < GAP_GRACE_MICROS {
-                    return Ok(i);
+                continue;
+            }
+            if read.ended_below.is_some() {
+                for missing in position + 1..change.position {
+                    self.gaps.insert(missing, UNBOUNDED);
                 }
             }
-            self.gap = None;
             self.apply(change, now)?;
+            position = change.position;
         }
-        Ok(changes.len())
+        self.position = Some(position);
+        if let (Some(ended_below), true) = (read.ended_below, complete) {
+            self.gaps.retain(|_, bound| *bound >= ended_below);
+        }
+        Ok(())
+    }
+
+    fn has_unbounded_gaps(&self) -> bool {
+        self.gaps.values().any(|b| *b == UNBOUNDED)
+    }
+
+    /// Gives new gaps the bound of their possible writers.
+    fn bound_new_gaps(&mut self, bound: i64) {
+        for b in self.gaps.values_mut().filter(|b| **b == UNBOUNDED) {
+            *b = bound;
+        }
     }
 
     /// Drops memberships whose expiry has come.
@@ -165,37 +185,54 @@ impl LiveIndex {
     /// Builds the index if it is not built yet, then applies the log written since.
     pub async fn catch_up(&self) -> StoreResult<()> {
         let _one = self.updating.lock().await;
-        let position = self.state.read().expect("index lock").position;
-        let mut position = match position {
-            Some(p) => p,
-            None => self.build().await?,
-        };
-        loop {
-            let changes = self.store.membership_changes(position, CHANGES_PER_READ).await?;
-            if changes.is_empty() {
-                break;
-            }
-            let now = self.clock.now();
-            let mut state = self.state.write().expect("index lock");
-            let applied = state.apply_in_order(&changes, now)?;
-            if applied < changes.len() {
-                break; // waiting for a gap to fill
-            }
-            position = state.position.expect("built");
+        let built = self.state.read().expect("index lock").position.is_some();
+        if !built {
+            self.build().await?;
         }
-        Ok(())
+        loop {
+            let (position, gaps) = {
+                let state = self.state.read().expect("index lock");
+                (
+                    state.position.expect("built"),
+                    state.gaps.keys().copied().collect::<Vec<_>>(),
+                )
+            };
+            let read = self
+                .store
+                .read_membership_log(position, &gaps, CHANGES_PER_READ)
+                .await?;
+            let complete = read.changes.len() < CHANGES_PER_READ as usize;
+            let now = self.clock.now();
+            let unbounded = {
+                let mut state = self.state.write().expect("index lock");
+                state.absorb(&read, complete, now)?;
+                state.has_unbounded_gaps()
+            };
+            if unbounded {
+                let bound = self.store.log_writers_bound().await?.unwrap_or(i64::MIN);
+                self.state.write().expect("index lock").bound_new_gaps(bound);
+            }
+            if complete {
+                return Ok(());
+            }
+        }
     }
 
     /// Forgets log entries far behind this index, keeping `LOG_KEPT` for slower readers.
+    /// Never reaches a gap: its entry may still commit.
     pub async fn prune_log(&self) -> StoreResult<()> {
-        let position = self.state.read().expect("index lock").position;
-        match position {
+        let kept_from = {
+            let state = self.state.read().expect("index lock");
+            let first_gap = state.gaps.keys().next().map(|g| g - 1);
+            state.position.map(|p| first_gap.map_or(p, |g| g.min(p)))
+        };
+        match kept_from {
             Some(p) if p > LOG_KEPT => self.store.prune_membership_log(p - LOG_KEPT).await,
             _ => Ok(()),
         }
     }
 
-    async fn build(&self) -> StoreResult<i64> {
+    async fn build(&self) -> StoreResult<()> {
         let position = self.store.membership_log_end().await?;
         let now = self.clock.now();
         let mut fresh = State::default();
@@ -223,10 +260,10 @@ impl LiveIndex {
                 fresh.set(s, key(c)?, expires, now);
             }
         }
-        fresh.position = Some(position);
+        fresh.position = Some((position - REPLAYED_AT_BUILD).max(0));
         *self.state.write().expect("index lock") = fresh;
         tracing::info!(position, "segment index built");
-        Ok(position)
+        Ok(())
     }
 
     /// Reads the qualified names of stored segments when forced, never read, or older
@@ -366,23 +403,66 @@ mod tests {
         Timestamp::from_unix_micros(seconds * 1_000_000)
     }
 
+    fn read(changes: Vec<MembershipChange>, ended_below: Option<i64>) -> LogRead {
+        LogRead { changes, ended_below }
+    }
+
     #[test]
-    fn a_gap_in_the_log_is_waited_for_then_skipped() {
+    fn a_late_commit_below_the_position_is_applied_when_it_appears() {
         let mut state = State {
             position: Some(10),
             ..Default::default()
         };
-        assert_eq!(state.apply_in_order(&[change(11, 1), change(13, 3)], at(0)).unwrap(), 1);
-        assert_eq!(state.position, Some(11));
-        // Still missing two seconds later: keep waiting.
-        assert_eq!(state.apply_in_order(&[change(13, 3)], at(2)).unwrap(), 0);
-        // The late transaction commits: everything applies in order.
-        assert_eq!(state.apply_in_order(&[change(12, 2), change(13, 3)], at(3)).unwrap(), 2);
+        // 12 is not visible yet: 13 applies, 12 becomes a gap.
+        state
+            .absorb(&read(vec![change(11, 1), change(13, 3)], Some(100)), true, at(0))
+            .unwrap();
+        assert_eq!(state.position, Some(13));
+        assert!(state.has_unbounded_gaps());
+        state.bound_new_gaps(120);
+        // Transactions below 120 are still running: the gap stays.
+        state.absorb(&read(vec![], Some(110)), true, at(1)).unwrap();
+        assert_eq!(state.gaps.keys().copied().collect::<Vec<_>>(), [12]);
+        // Its transaction commits: the entry is applied, however late.
+        state
+            .absorb(&read(vec![change(12, 2)], Some(110)), true, at(60))
+            .unwrap();
         assert_eq!(state.index.segments_of(1), vec![1, 2, 3]);
-        // A gap that never fills (a rollback) is skipped after the grace period.
-        assert_eq!(state.apply_in_order(&[change(15, 5)], at(10)).unwrap(), 0);
-        assert_eq!(state.apply_in_order(&[change(15, 5)], at(14)).unwrap(), 0);
-        assert_eq!(state.apply_in_order(&[change(15, 5)], at(16)).unwrap(), 1);
-        assert_eq!(state.position, Some(15));
+        assert!(state.gaps.is_empty());
+        assert_eq!(state.position, Some(13));
+    }
+
+    #[test]
+    fn a_gap_is_forgotten_once_every_writer_that_could_fill_it_has_ended() {
+        let mut state = State {
+            position: Some(10),
+            ..Default::default()
+        };
+        state
+            .absorb(&read(vec![change(12, 2)], Some(100)), true, at(0))
+            .unwrap();
+        state.bound_new_gaps(120);
+        // An incomplete read proves nothing about the gap.
+        state.absorb(&read(vec![], Some(121)), false, at(1)).unwrap();
+        assert_eq!(state.gaps.len(), 1);
+        // A complete read after every writer below the bound ended: a rollback.
+        state.absorb(&read(vec![], Some(121)), true, at(1)).unwrap();
+        assert!(state.gaps.is_empty());
+        // A repeated entry is not applied twice, and never moves the position back.
+        state
+            .absorb(&read(vec![change(12, 2)], Some(121)), true, at(2))
+            .unwrap();
+        assert_eq!(state.position, Some(12));
+    }
+
+    #[test]
+    fn where_positions_appear_in_order_nothing_is_kept_as_a_gap() {
+        let mut state = State {
+            position: Some(10),
+            ..Default::default()
+        };
+        state.absorb(&read(vec![change(12, 2)], None), true, at(0)).unwrap();
+        assert!(state.gaps.is_empty());
+        assert_eq!(state.position, Some(12));
     }
 }

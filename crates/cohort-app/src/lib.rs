@@ -1,7 +1,8 @@
 //! Use cases of cohort: the only crate that combines the store with the domain.
 //!
 //! It opens the store chosen by a database URL, owns the clock (injected in tests),
-//! issues and verifies API keys, parses import files and loads the demo data set.
+//! issues and verifies API keys, parses import files, builder and promotion definitions
+//! and loads the demo data set.
 
 pub mod activities;
 pub mod builders;
@@ -14,6 +15,7 @@ pub mod index;
 pub mod jobs;
 pub mod keys;
 mod open;
+pub mod promotions;
 pub mod provider;
 pub mod schedule;
 

@@ -1,5 +1,5 @@
 //! cohort's domain vocabulary: applications, customers, segment groups, segments,
-//! target groups, memberships and API key scopes.
+//! target groups, memberships, API key scopes, condition trees and promotions.
 //!
 //! Architecture Invariant: this crate is pure. It performs no I/O, has no async code,
 //! never reads the clock or a random source and knows nothing of JSON or SQL. Values
@@ -10,17 +10,20 @@ pub mod activity;
 pub mod aggregate;
 pub mod application;
 pub mod attributes;
+pub mod condition;
 pub mod customer;
 pub mod error;
 pub mod ids;
 pub mod key;
 pub mod membership;
 pub mod page;
+pub mod promotion;
 pub mod segment;
 pub mod segment_builder;
 pub mod service;
 pub mod target_group;
 pub mod timestamp;
+pub mod tree;
 
 pub use activity::{Activity, ActivityFilter, ActivityId, ActivityType, Order, OrderItem};
 pub use aggregate::{ActivityFact, Aggregate, AggregateValue, Aggregates};
@@ -34,9 +37,14 @@ pub use membership::{
     Membership, MembershipPlan, MembershipSource, SegmentAdd, SegmentChange, SegmentPlace, plan as plan_membership,
 };
 pub use page::{NameFilter, Page, PageRequest};
+pub use promotion::{
+    Basket, Combination, Discount, DiscountKind, ProductScope, Promotion, PromotionCondition, PromotionId,
+    PromotionTarget, TypePriorities,
+};
 pub use rust_decimal::Decimal;
 pub use segment::{NewSegment, NewSegmentGroup, Segment, SegmentGroup, SegmentGroupPatch, SegmentPatch};
 pub use segment_builder::{BuilderId, NewSegmentBuilder, SegmentBuilder, SegmentBuilderPatch};
 pub use service::{HttpSettings, QualifiedSegment, SegmentationService, ServiceId, ServiceKind, ServicePatch};
 pub use target_group::{NewTargetGroup, TargetGroup, TargetGroupPatch, Threshold};
 pub use timestamp::Timestamp;
+pub use tree::Tree;

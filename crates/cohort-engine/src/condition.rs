@@ -5,65 +5,9 @@
 
 use cohort_core::{AttributeName, AttributeValue, Attributes, Timestamp};
 use rust_decimal::Decimal;
-use time::Date;
 
 use cohort_core::aggregate::{Aggregate, Aggregates, MICROS_PER_DAY};
-
-/// How a measured value compares with a given one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Comparison {
-    Less,
-    LessOrEqual,
-    Equal,
-    NotEqual,
-    GreaterOrEqual,
-    Greater,
-}
-
-impl Comparison {
-    pub fn parse(field: &str, text: &str) -> Result<Self, cohort_core::Invalid> {
-        match text {
-            "<" => Ok(Self::Less),
-            "<=" => Ok(Self::LessOrEqual),
-            "=" => Ok(Self::Equal),
-            "!=" => Ok(Self::NotEqual),
-            ">=" => Ok(Self::GreaterOrEqual),
-            ">" => Ok(Self::Greater),
-            _ => Err(cohort_core::Invalid::new(field, "expected one of <, <=, =, !=, >=, >")),
-        }
-    }
-
-    pub fn holds<T: PartialOrd>(self, left: T, right: T) -> bool {
-        match self {
-            Self::Less => left < right,
-            Self::LessOrEqual => left <= right,
-            Self::Equal => left == right,
-            Self::NotEqual => left != right,
-            Self::GreaterOrEqual => left >= right,
-            Self::Greater => left > right,
-        }
-    }
-}
-
-/// A value an attribute is ordered against.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Bound {
-    Number(f64),
-    Date(Date),
-}
-
-/// A test of one attribute.
-#[derive(Debug, Clone, PartialEq)]
-pub enum AttributeTest {
-    /// The attribute is set.
-    Exists,
-    /// Its value (any value of a list) is one of these, compared as text.
-    In(Vec<String>),
-    /// A number or date attribute compares with the bound (same kind only).
-    Compare(Comparison, Bound),
-    /// A string contains the text, or a list has it as an element.
-    Contains(String),
-}
+pub use cohort_core::condition::{AttributeTest, Bound, Comparison};
 
 /// What is measured of an aggregate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,12 +61,13 @@ impl Condition {
     }
 }
 
-fn attribute_holds(test: &AttributeTest, value: &AttributeValue) -> bool {
+/// Whether an attribute's value passes the test.
+pub fn attribute_holds(test: &AttributeTest, value: &AttributeValue) -> bool {
     match test {
         AttributeTest::Exists => true,
         AttributeTest::In(options) => match value {
-            AttributeValue::List(items) => items.iter().filter_map(text).any(|t| options.contains(&t)),
-            other => text(other).is_some_and(|t| options.contains(&t)),
+            AttributeValue::List(items) => items.iter().any(|item| is_one_of(item, options)),
+            other => is_one_of(other, options),
         },
         AttributeTest::Compare(comparison, bound) => match (value, bound) {
             (AttributeValue::Number(n), Bound::Number(b)) => comparison.holds(*n, *b),
@@ -134,6 +79,14 @@ fn attribute_holds(test: &AttributeTest, value: &AttributeValue) -> bool {
             AttributeValue::List(items) => items.iter().filter_map(text).any(|t| &t == needle),
             _ => false,
         },
+    }
+}
+
+/// Whether a scalar's text is one of the options (strings compared in place).
+fn is_one_of(value: &AttributeValue, options: &[String]) -> bool {
+    match value {
+        AttributeValue::String(s) => options.iter().any(|o| o == s),
+        other => text(other).is_some_and(|t| options.contains(&t)),
     }
 }
 

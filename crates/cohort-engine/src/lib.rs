@@ -1,18 +1,24 @@
-//! Decisions over compiled rules. For now: segment builders — definitions given as
-//! data, checked and compiled once when saved, then evaluated per customer as a pure,
-//! total function (missing data puts a customer in no segment, never fails) — and the
-//! condition trees, conditions, activity aggregates and RFM scales they use.
+//! Decisions over compiled rules, each a pure, total function of a compiled form and
+//! the facts passed in (missing data never fails a decision):
+//! - segment builders (`builder`): definitions checked and compiled once when saved,
+//!   evaluated per customer, with the conditions, activity aggregates and RFM scales
+//!   they use;
+//! - promotions (`promotion`): a catalog compiled once when promotions change, the
+//!   basket calculation (priorities, combination, segment validity, codes, budgets,
+//!   money rounded to the currency) and the product lookup.
 //!
 //! Architecture Invariant: this crate is pure — no I/O, no clock (`now` is a
 //! parameter), no async, no JSON.
 
 pub mod builder;
 pub mod condition;
+pub mod promotion;
 pub mod rfm;
-pub mod tree;
+pub use cohort_core::tree;
 
 pub use builder::{AgeRange, BuilderSpec, CompiledBuilder, ConditionalSegment, MAX_SEGMENTS, MAX_TREE_DEPTH, Profile};
 pub use cohort_core::aggregate::{ActivityFact, Aggregate, AggregateValue, Aggregates, summarize};
 pub use condition::{AttributeTest, Bound, Comparison, Condition, Measure};
+pub use promotion::{Calculation, Catalog, Context, ProductOffer, ProductQuery, Reason, calculate, product_promotions};
 pub use rfm::{Quintiles, RfmBounds, RfmMeasure};
 pub use tree::Tree;

@@ -112,6 +112,45 @@ pub struct LineProblem {
     pub detail: String,
 }
 
+/// The failed lines of a bulk request: every one counted, the first
+/// `MAX_REPORTED` kept for the answer.
+#[derive(Debug, Default)]
+pub struct LineProblems {
+    shown: Vec<LineProblem>,
+    count: u64,
+}
+
+impl LineProblems {
+    pub fn push(&mut self, line: u64, field: impl Into<String>, detail: impl Into<String>) {
+        self.count += 1;
+        if self.shown.len() < cohort_app::import::MAX_REPORTED {
+            self.shown.push(LineProblem {
+                line,
+                field: field.into(),
+                detail: detail.into(),
+            });
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Nothing failed, or the `invalid_lines` problem listing what did.
+    pub fn check(self) -> ApiResult<()> {
+        if self.is_empty() {
+            return Ok(());
+        }
+        let mut problem = Problem::new(Code::InvalidLines).detail(format!("{} lines are invalid", self.count));
+        problem.lines = self.shown;
+        Err(problem)
+    }
+}
+
 /// An error on its way to becoming an RFC 9457 problem document.
 #[derive(Debug, Clone)]
 pub struct Problem {

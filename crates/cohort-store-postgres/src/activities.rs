@@ -1,11 +1,11 @@
 //! Activities and the segment-building queue on PostgreSQL.
 //!
-//! Recording a batch is one transaction of a few statements, whatever its size: one
+//! Recording a batch is one transaction, written part by part: for each part one
 //! lookup of its customers, which holds key share locks on them (in seq order) so none
 //! is deleted under the batch, then one `INSERT … SELECT FROM UNNEST(…)` per chunk of
 //! activities, which skips stored ids (`ON CONFLICT DO NOTHING`) and reports which
-//! customers it recorded activities for, then one insert of those customers into the
-//! building queue. Columns travel as arrays, so a statement costs one round trip and
+//! customers it recorded activities for; at the commit one insert of those customers
+//! into the building queue. Columns travel as arrays, so a statement costs one round trip and
 //! one plan.
 
 use std::collections::{HashMap, HashSet};
@@ -13,9 +13,9 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use cohort_core::{Activity, ActivityFilter, ActivityId, ActivityType, CustomerId, Page, PageRequest, Timestamp};
 use cohort_store::codec::{amount_e4, decode_attributes, decode_order, encode_attributes, encode_order, stored};
-use cohort_store::{ActivityStore, Queued, RecordSummary, StoreResult};
+use cohort_store::{ActivityRecording, ActivityStore, Queued, RecordSummary, StoreResult};
 use sqlx::postgres::PgRow;
-use sqlx::{PgConnection, Row};
+use sqlx::{PgConnection, Postgres, Row, Transaction};
 
 use crate::PostgresStore;
 use crate::error::db;
@@ -105,41 +105,50 @@ fn from_row(customer: &CustomerId, row: &PgRow) -> StoreResult<(i64, Activity)> 
     Ok((row.get("seq"), activity))
 }
 
+/// A batch being recorded: one transaction, written part by part.
+struct PostgresRecording {
+    tx: Transaction<'static, Postgres>,
+    now: Timestamp,
+    /// Customers with a recorded activity, queued for building at the commit.
+    queued: HashSet<i64>,
+    written: u64,
+    recorded: u64,
+}
+
 #[async_trait]
-impl ActivityStore for PostgresStore {
-    async fn record_activities(&self, activities: &[Activity], now: Timestamp) -> StoreResult<RecordSummary> {
-        // Within a batch the first activity of an id wins; the others are duplicates.
+impl ActivityRecording for PostgresRecording {
+    async fn write(&mut self, activities: &[Activity], first: usize) -> StoreResult<()> {
+        self.written += activities.len() as u64;
+        // Within a part the first activity of an id wins; later parts meet the ones
+        // before as stored ids.
         let mut seen = HashSet::with_capacity(activities.len());
         let unique: Vec<&Activity> = activities.iter().filter(|a| seen.insert(a.id.as_str())).collect();
         let mut chunks = unique.chunks(ROWS_PER_STATEMENT);
-        let Some(first) = chunks.next() else {
-            return Ok(RecordSummary::default());
+        let Some(head) = chunks.next() else {
+            return Ok(());
         };
         let named: Vec<&CustomerId> = activities.iter().map(|a| &a.customer).collect();
-
-        let mut tx = self.pool.begin().await.map_err(db)?;
         // `biased` polls the statement first, which sends it; the server runs it while
         // this task encodes the next chunk.
         let (seqs, mut columns) =
-            tokio::join!(biased; lock_customers(&mut tx, &named), async { Columns::encode(first) });
+            tokio::join!(biased; lock_customers(&mut self.tx, &named, first), async { Columns::encode(head) });
         let seqs = seqs?;
-        let mut recorded = 0;
-        let mut queued = HashSet::new();
         loop {
             let next = chunks.next();
-            let (inserted, encoded) =
-                tokio::join!(biased; insert(&mut tx, &columns, &seqs, now), async { next.map(Columns::encode) });
+            let (inserted, encoded) = tokio::join!(biased; insert(&mut self.tx, &columns, &seqs, self.now), async { next.map(Columns::encode) });
             let (count, customers) = inserted?;
-            recorded += count;
-            queued.extend(customers);
+            self.recorded += count;
+            self.queued.extend(customers);
             match encoded {
                 Some(encoded) => columns = encoded,
-                None => break,
+                None => return Ok(()),
             }
         }
+    }
 
+    async fn commit(mut self: Box<Self>) -> StoreResult<RecordSummary> {
         // In seq order, so concurrent batches lock queue rows in the same order.
-        let mut queued: Vec<i64> = queued.into_iter().collect();
+        let mut queued: Vec<i64> = self.queued.drain().collect();
         queued.sort_unstable();
         for chunk in queued.chunks(QUEUED_PER_STATEMENT) {
             sqlx::query(
@@ -148,16 +157,30 @@ impl ActivityStore for PostgresStore {
                  ON CONFLICT (customer_seq) DO UPDATE SET version = segment_build_queue.version + 1",
             )
             .bind(chunk)
-            .bind(now.unix_micros())
-            .execute(&mut *tx)
+            .bind(self.now.unix_micros())
+            .execute(&mut *self.tx)
             .await
             .map_err(db)?;
         }
-        tx.commit().await.map_err(db)?;
+        self.tx.commit().await.map_err(db)?;
         Ok(RecordSummary {
-            recorded,
-            duplicates: activities.len() as u64 - recorded,
+            recorded: self.recorded,
+            duplicates: self.written - self.recorded,
         })
+    }
+}
+
+#[async_trait]
+impl ActivityStore for PostgresStore {
+    async fn begin_recording(&self, now: Timestamp) -> StoreResult<Box<dyn ActivityRecording>> {
+        let tx = self.pool.begin().await.map_err(db)?;
+        Ok(Box::new(PostgresRecording {
+            tx,
+            now,
+            queued: HashSet::new(),
+            written: 0,
+            recorded: 0,
+        }))
     }
 
     async fn list_activities(

@@ -3,14 +3,15 @@
 //!
 //! Positions come from an identity column. They are handed out when a row is written,
 //! not when its transaction commits, so with concurrent writers a lower position can
-//! become visible after a higher one.
+//! become visible after a higher one: readers ask again for positions they passed over
+//! until every transaction that could still write them has ended (see `MembershipFeed`).
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use cohort_core::{CustomerId, SegmentId, Timestamp};
 use cohort_store::codec::stored;
-use cohort_store::{MembershipChange, MembershipFeed, StoreResult};
+use cohort_store::{LogRead, MembershipChange, MembershipFeed, StoreResult};
 use sqlx::Row;
 
 use crate::PostgresStore;
@@ -63,26 +64,53 @@ impl MembershipFeed for PostgresStore {
             .collect())
     }
 
-    async fn membership_changes(&self, after: i64, limit: u32) -> StoreResult<Vec<MembershipChange>> {
+    async fn read_membership_log(&self, after: i64, gaps: &[i64], limit: u32) -> StoreResult<LogRead> {
+        // One statement, one snapshot: the horizon says which transactions had ended
+        // when exactly these rows were visible.
         let rows = sqlx::query(
-            "SELECT position, customer_seq, segment_id, present, expires_at FROM membership_log
-             WHERE position > $1 ORDER BY position LIMIT $2",
+            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS ended_below,
+                    l.position, l.customer_seq, l.segment_id, l.present, l.expires_at
+             FROM (SELECT 1) AS one LEFT JOIN LATERAL (
+                 SELECT * FROM (
+                     SELECT position, customer_seq, segment_id, present, expires_at
+                     FROM membership_log WHERE position = ANY($2)
+                     UNION ALL
+                     (SELECT position, customer_seq, segment_id, present, expires_at
+                      FROM membership_log WHERE position > $1 ORDER BY position LIMIT $3)
+                 ) AS u ORDER BY position LIMIT $3
+             ) AS l ON TRUE",
         )
         .bind(after)
+        .bind(gaps)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
         .map_err(db)?;
-        Ok(rows
+        let ended_below = rows.first().map(|r| r.get::<i64, _>(0));
+        let changes = rows
             .iter()
-            .map(|r| MembershipChange {
-                position: r.get(0),
-                customer: r.get(1),
-                segment: r.get::<Option<i64>, _>(2).map(SegmentId::new),
-                present: r.get(3),
-                expires_at: r.get::<Option<i64>, _>(4).map(Timestamp::from_unix_micros),
+            .filter_map(|r| {
+                Some(MembershipChange {
+                    position: r.get::<Option<i64>, _>(1)?,
+                    customer: r.get(2),
+                    segment: r.get::<Option<i64>, _>(3).map(SegmentId::new),
+                    present: r.get(4),
+                    expires_at: r.get::<Option<i64>, _>(5).map(Timestamp::from_unix_micros),
+                })
             })
-            .collect())
+            .collect();
+        Ok(LogRead { changes, ended_below })
+    }
+
+    async fn log_writers_bound(&self) -> StoreResult<Option<i64>> {
+        // A new transaction id is above every id handed out before it. A log writer gets
+        // its id before its first position: its row triggers run after its own change
+        // to customers or memberships, which assigned the id.
+        let bound: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(Some(bound))
     }
 
     async fn prune_membership_log(&self, through: i64) -> StoreResult<()> {

@@ -40,6 +40,7 @@ async fn lock_customer(conn: &mut PgConnection, customer: &CustomerId) -> StoreR
 pub(crate) async fn lock_customers(
     conn: &mut PgConnection,
     lines: &[&CustomerId],
+    first: usize,
 ) -> StoreResult<HashMap<String, i64>> {
     let wanted: Vec<&str> = lines
         .iter()
@@ -57,7 +58,7 @@ pub(crate) async fn lock_customers(
             .collect();
     if let Some((i, customer)) = lines.iter().enumerate().find(|(_, c)| !seqs.contains_key(c.as_str())) {
         return Err(StoreError::dangling(
-            &format!("lines[{i}].customer"),
+            &format!("lines[{}].customer", first + i),
             format!("customer {customer} does not exist"),
         ));
     }

@@ -293,7 +293,7 @@ impl ServiceStore for PostgresStore {
             Some(_) => return Err(Invalid::new("service", format!("{service} is not an import service")).into()),
         }
         let named: Vec<&CustomerId> = lines.iter().map(|l| &l.customer).collect();
-        let customers = lock_customers(&mut tx, &named).await?;
+        let customers = lock_customers(&mut tx, &named, 0).await?;
         let (segments, created) = segment_ids(&mut tx, service, lines).await?;
 
         let existing: HashMap<(i64, i64), Option<i64>> = sqlx::query_as(

@@ -99,3 +99,85 @@ async fn fresh() -> TestStore {
 }
 
 cohort_store::conformance_suite!(fresh, #[ignore = "needs PostgreSQL: run with --include-ignored (scripts/test does when PostgreSQL answers)"]);
+
+/// Log positions are handed out before commit: a reader sees a later position first,
+/// and the earlier one when its transaction commits — or learns that it never will.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: run with --include-ignored (scripts/test does when PostgreSQL answers)"]
+async fn a_log_position_committed_late_is_read_as_a_gap_and_a_rolled_back_one_is_settled() {
+    let test = fresh().await;
+    let url = PgConnectOptions::from_str(&test.server)
+        .expect("postgres url")
+        .database(&test.database);
+    let (mut late, mut other) = (
+        PgConnection::connect_with(&url).await.unwrap(),
+        PgConnection::connect_with(&url).await.unwrap(),
+    );
+    let insert = |id: &str| {
+        format!(
+            "INSERT INTO customers (id, attributes, active, profiling_consent, created_at, updated_at) \
+             VALUES ('{id}', '{{}}', TRUE, FALSE, 0, 0)"
+        )
+    };
+    let start = test.membership_log_end().await.unwrap();
+    let positions = |read: &cohort_store::LogRead| read.changes.iter().map(|c| c.position).collect::<Vec<_>>();
+
+    sqlx::raw_sql(AssertSqlSafe(format!("BEGIN; {}", insert("late"))))
+        .execute(&mut late)
+        .await
+        .unwrap();
+    sqlx::raw_sql(AssertSqlSafe(insert("early")))
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let read = test.read_membership_log(start, &[], 100).await.unwrap();
+    assert_eq!(positions(&read), [start + 2], "the uncommitted position is not visible");
+    let bound = test
+        .log_writers_bound()
+        .await
+        .unwrap()
+        .expect("postgres bounds its writers");
+    let again = test.read_membership_log(start + 2, &[start + 1], 100).await.unwrap();
+    assert!(again.changes.is_empty());
+    assert!(
+        again.ended_below.unwrap() <= bound,
+        "the writer of the gap is still running"
+    );
+
+    sqlx::raw_sql("COMMIT").execute(&mut late).await.unwrap();
+    let filled = test.read_membership_log(start + 2, &[start + 1], 100).await.unwrap();
+    assert_eq!(
+        positions(&filled),
+        [start + 1],
+        "the late commit is read at its position"
+    );
+
+    sqlx::raw_sql(AssertSqlSafe(format!("BEGIN; {}", insert("gone"))))
+        .execute(&mut late)
+        .await
+        .unwrap();
+    sqlx::raw_sql(AssertSqlSafe(insert("after")))
+        .execute(&mut other)
+        .await
+        .unwrap();
+    sqlx::raw_sql("ROLLBACK").execute(&mut late).await.unwrap();
+    let read = test.read_membership_log(start + 2, &[], 100).await.unwrap();
+    assert_eq!(positions(&read), [start + 4]);
+    let bound = test.log_writers_bound().await.unwrap().unwrap();
+    // Transaction ids are shared by the whole server: a transaction of a test running
+    // beside this one (in another database) also holds the horizon back. Its end is
+    // awaited; the rolled-back writer itself never holds it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let settled = test.read_membership_log(start + 4, &[start + 3], 100).await.unwrap();
+        assert!(settled.changes.is_empty(), "a rolled-back position is never read");
+        if settled.ended_below.unwrap() > bound {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "every writer that could fill the gap has ended: it was rolled back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

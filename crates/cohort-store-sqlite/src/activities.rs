@@ -2,17 +2,15 @@
 
 use async_trait::async_trait;
 use cohort_core::{Activity, ActivityFilter, ActivityId, ActivityType, CustomerId, Page, PageRequest, Timestamp};
-use cohort_store::codec::{amount_e4, decode_attributes, decode_order, encode_attributes, encode_order, stored};
-use cohort_store::{ActivityStore, Queued, RecordSummary, StoreError, StoreResult};
+use cohort_store::codec::{decode_attributes, decode_order, stored};
+use cohort_store::{ActivityRecording, ActivityStore, Queued, StoreResult};
+use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
 
 use crate::SqliteStore;
 use crate::error::db;
-use crate::memberships::{customer_seq, customer_seqs};
-
-/// Rows per INSERT: 8 bound values each.
-const ROWS_PER_STATEMENT: usize = 1_000;
+use crate::memberships::customer_seq;
+use crate::recording::SqliteRecording;
 
 fn from_row(customer: &CustomerId, row: &SqliteRow) -> StoreResult<(i64, Activity)> {
     let order = row.get::<Option<&str>, _>("order_data").map(decode_order).transpose()?;
@@ -29,60 +27,8 @@ fn from_row(customer: &CustomerId, row: &SqliteRow) -> StoreResult<(i64, Activit
 
 #[async_trait]
 impl ActivityStore for SqliteStore {
-    async fn record_activities(&self, activities: &[Activity], now: Timestamp) -> StoreResult<RecordSummary> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-        let seqs = customer_seqs(&mut tx, activities.iter().map(|a| a.customer.as_str())).await?;
-        if let Some((i, a)) = activities
-            .iter()
-            .enumerate()
-            .find(|(_, a)| !seqs.contains_key(a.customer.as_str()))
-        {
-            return Err(StoreError::dangling(
-                &format!("lines[{i}].customer"),
-                format!("customer {} does not exist", a.customer),
-            ));
-        }
-        // Rows recorded by this transaction get ids above the largest one now.
-        let before: i64 = sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM activities")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
-        // An id already stored (or repeated in the batch) is a retry: the unique index
-        // skips it, which costs less than looking it up first.
-        let mut recorded = 0u64;
-        for chunk in activities.chunks(ROWS_PER_STATEMENT) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO activities (id, customer_seq, type, at, attributes, order_data, amount_e4, recorded_at) ",
-            );
-            insert.push_values(chunk, |mut row, a| {
-                row.push_bind(a.id.as_str().to_owned())
-                    .push_bind(seqs[a.customer.as_str()])
-                    .push_bind(a.kind.as_str().to_owned())
-                    .push_bind(a.at.unix_micros())
-                    .push_bind(encode_attributes(&a.attributes))
-                    .push_bind(a.order.as_ref().map(encode_order))
-                    .push_bind(a.order.as_ref().and_then(amount_e4))
-                    .push_bind(now.unix_micros());
-            });
-            insert.push(" ON CONFLICT (id) DO NOTHING");
-            recorded += insert.build().execute(&mut *tx).await.map_err(db)?.rows_affected();
-        }
-        // Only customers with a newly recorded activity are queued for building.
-        sqlx::query(
-            "INSERT INTO segment_build_queue (customer_seq, queued_at)
-             SELECT DISTINCT customer_seq, $2 FROM activities WHERE seq > $1
-             ON CONFLICT (customer_seq) DO UPDATE SET version = segment_build_queue.version + 1",
-        )
-        .bind(before)
-        .bind(now.unix_micros())
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(RecordSummary {
-            recorded,
-            duplicates: activities.len() as u64 - recorded,
-        })
+    async fn begin_recording(&self, now: Timestamp) -> StoreResult<Box<dyn ActivityRecording>> {
+        Ok(Box::new(SqliteRecording::begin(self, now).await?))
     }
 
     async fn list_activities(

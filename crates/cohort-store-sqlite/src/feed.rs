@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use cohort_core::{CustomerId, SegmentId, Timestamp};
 use cohort_store::codec::stored;
-use cohort_store::{MembershipChange, MembershipFeed, StoreResult};
+use cohort_store::{LogRead, MembershipChange, MembershipFeed, StoreResult};
 use sqlx::Row;
 
 use crate::SqliteStore;
@@ -58,17 +58,20 @@ impl MembershipFeed for SqliteStore {
             .collect())
     }
 
-    async fn membership_changes(&self, after: i64, limit: u32) -> StoreResult<Vec<MembershipChange>> {
+    async fn read_membership_log(&self, after: i64, gaps: &[i64], limit: u32) -> StoreResult<LogRead> {
+        let gaps = serde_json::to_string(gaps).expect("numbers serialize");
         let rows = sqlx::query(
             "SELECT position, customer_seq, segment_id, present, expires_at FROM membership_log
-             WHERE position > $1 ORDER BY position LIMIT $2",
+             WHERE position > $1 OR position IN (SELECT value FROM json_each($2))
+             ORDER BY position LIMIT $3",
         )
         .bind(after)
+        .bind(gaps)
         .bind(i64::from(limit))
         .fetch_all(&self.read)
         .await
         .map_err(db)?;
-        Ok(rows
+        let changes = rows
             .iter()
             .map(|r| MembershipChange {
                 position: r.get(0),
@@ -77,7 +80,16 @@ impl MembershipFeed for SqliteStore {
                 present: r.get(3),
                 expires_at: r.get::<Option<i64>, _>(4).map(Timestamp::from_unix_micros),
             })
-            .collect())
+            .collect();
+        // One writer at a time, committing positions in order.
+        Ok(LogRead {
+            changes,
+            ended_below: None,
+        })
+    }
+
+    async fn log_writers_bound(&self) -> StoreResult<Option<i64>> {
+        Ok(None)
     }
 
     async fn prune_membership_log(&self, through: i64) -> StoreResult<()> {

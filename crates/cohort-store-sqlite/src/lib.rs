@@ -13,6 +13,7 @@ mod feed;
 mod import;
 mod keys;
 mod memberships;
+mod recording;
 mod segments;
 mod services;
 mod target_groups;
@@ -32,6 +33,9 @@ use error::db;
 pub struct SqliteStore {
     read: SqlitePool,
     write: SqlitePool,
+    /// An in-memory database: `read` is `write`, whose one connection a write
+    /// transaction holds.
+    in_memory: bool,
 }
 
 impl SqliteStore {
@@ -45,6 +49,10 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(10))
+            // 16 KiB pages for a new database (an existing one keeps its size): fewer,
+            // shallower B-tree pages to update per row; activity batches are written
+            // about a fifth faster than with the default 4 KiB.
+            .page_size(16_384)
             // 64 MiB of page cache per connection: bulk writes touch indexes all over.
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory");
@@ -68,7 +76,7 @@ impl SqliteStore {
                 .await
                 .map_err(db)?
         };
-        Ok(Self { read, write })
+        Ok(Self { read, write, in_memory })
     }
 }
 

@@ -10,8 +10,8 @@ mod store;
 
 pub use error::{StoreError, StoreResult};
 pub use store::{
-    ActivityStore, ApplicationStore, BuildChange, BuildInput, BuildSelection, BuildSummary, BuilderStore,
-    CustomerFilter, CustomerImport, CustomerStore, Deletion, GroupedSegment, ImportMode, ImportSummary,
-    ImportedMembership, KeySelection, KeyStore, MembershipChange, MembershipFeed, MembershipImportSummary, Queued,
-    RecordSummary, SegmentFilter, SegmentStore, ServiceStore, Store, TargetGroupStore,
+    ActivityRecording, ActivityStore, ApplicationStore, BuildChange, BuildInput, BuildSelection, BuildSummary,
+    BuilderStore, CustomerFilter, CustomerImport, CustomerStore, Deletion, GroupedSegment, ImportMode, ImportSummary,
+    ImportedMembership, KeySelection, KeyStore, LogRead, MembershipChange, MembershipFeed, MembershipImportSummary,
+    Queued, RecordSummary, SegmentFilter, SegmentStore, ServiceStore, Store, TargetGroupStore,
 };

@@ -232,14 +232,32 @@ pub struct RecordSummary {
     pub duplicates: u64,
 }
 
+/// A batch of activities recorded in one transaction, written part by part so that the
+/// caller can prepare the next part while the store writes this one. Dropped without
+/// `commit`, it records nothing.
+#[async_trait]
+pub trait ActivityRecording: Send {
+    /// Writes the next part. `first` is the index of its first activity in the whole
+    /// batch, for errors that name a line (`lines[i].customer`).
+    async fn write(&mut self, activities: &[Activity], first: usize) -> StoreResult<()>;
+    /// Commits the batch; only then is it acknowledged.
+    async fn commit(self: Box<Self>) -> StoreResult<RecordSummary>;
+}
+
 /// Activities, and the queue of customers whose segments need building again.
 #[async_trait]
 pub trait ActivityStore: Send + Sync + 'static {
-    /// Records a batch in one transaction. An activity whose id is already stored is a
-    /// retry: skipped and counted. A customer that does not exist fails the whole batch
-    /// (`lines[i].customer`). Each customer with a recorded activity is queued for
-    /// incremental segment building.
-    async fn record_activities(&self, activities: &[Activity], now: Timestamp) -> StoreResult<RecordSummary>;
+    /// Starts recording a batch in one transaction. An activity whose id is already
+    /// stored (or earlier in the batch) is a retry: skipped and counted. A customer that
+    /// does not exist fails the whole batch (`lines[i].customer`). Each customer with a
+    /// recorded activity is queued for incremental segment building.
+    async fn begin_recording(&self, now: Timestamp) -> StoreResult<Box<dyn ActivityRecording>>;
+    /// Records a batch in one transaction (`begin_recording`, one write, commit).
+    async fn record_activities(&self, activities: &[Activity], now: Timestamp) -> StoreResult<RecordSummary> {
+        let mut recording = self.begin_recording(now).await?;
+        recording.write(activities, 0).await?;
+        recording.commit().await
+    }
     /// A customer's activities in the order they were recorded.
     async fn list_activities(
         &self,
@@ -266,10 +284,25 @@ pub struct MembershipChange {
     pub expires_at: Option<Timestamp>,
 }
 
+/// One read of the membership log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogRead {
+    /// Entries in position order.
+    pub changes: Vec<MembershipChange>,
+    /// Every transaction with an id below this had ended when the entries were read
+    /// (the same snapshot). `None` where positions become visible in order, one writer
+    /// at a time (SQLite): there a position passed over never appears later.
+    pub ended_below: Option<i64>,
+}
+
 /// What an in-memory index needs to build itself and then follow every writer.
 ///
 /// Build: read `membership_log_end`, then the customers and the members of each
-/// segment; then apply `membership_changes` after that position, again and again.
+/// segment; then apply `read_membership_log` again and again. On PostgreSQL positions
+/// are handed out before commit, so a position can become visible after higher ones:
+/// a reader keeps the positions it passed over (gaps) and asks for them again until
+/// every transaction that could still write them has ended (`log_writers_bound`,
+/// `LogRead::ended_below`).
 #[async_trait]
 pub trait MembershipFeed: Send + Sync + 'static {
     async fn membership_log_end(&self) -> StoreResult<i64>;
@@ -279,8 +312,16 @@ pub trait MembershipFeed: Send + Sync + 'static {
     async fn segment_ids(&self) -> StoreResult<Vec<SegmentId>>;
     /// The members of a segment (expired memberships too) with their expiry.
     async fn segment_members(&self, segment: SegmentId) -> StoreResult<Vec<(i64, Option<Timestamp>)>>;
-    /// Log entries after `position`, in order, at most `limit`.
-    async fn membership_changes(&self, after: i64, limit: u32) -> StoreResult<Vec<MembershipChange>>;
+    /// Log entries after `after` and at the positions of `gaps`, in order, at most `limit`.
+    async fn read_membership_log(&self, after: i64, gaps: &[i64], limit: u32) -> StoreResult<LogRead>;
+    /// Log entries after `after`, in order, at most `limit`.
+    async fn membership_changes(&self, after: i64, limit: u32) -> StoreResult<Vec<MembershipChange>> {
+        Ok(self.read_membership_log(after, &[], limit).await?.changes)
+    }
+    /// A transaction id above that of every transaction started so far, so every log
+    /// writer that could hold a position now passed over; `None` where positions become
+    /// visible in order.
+    async fn log_writers_bound(&self) -> StoreResult<Option<i64>>;
     /// Forgets log entries at or before `position`.
     async fn prune_membership_log(&self, through: i64) -> StoreResult<()>;
     /// The key of a customer.

@@ -7,7 +7,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use cohort_app::activities::parse_activity;
 use cohort_core::{Activity, ActivityFilter, ActivityType, CustomerId, Timestamp};
-use cohort_store::StoreError;
+use cohort_store::{RecordSummary, StoreError};
+use futures::{StreamExt, stream};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -19,7 +20,7 @@ use crate::AppState;
 use crate::auth::{Auth, Ingest, Read};
 use crate::bulk::{LineReader, require_ndjson};
 use crate::extract::{ApiPath, ApiQuery};
-use crate::problem::{ApiResult, Code, LineProblem, Problem, ProblemDocument};
+use crate::problem::{ApiResult, Code, LineProblem, LineProblems, Problem, ProblemDocument};
 
 /// Most activities in one NDJSON request.
 pub const MAX_BATCH: usize = 100_000;
@@ -185,6 +186,7 @@ async fn record(
     }
     require_ndjson(&headers)
         .map_err(|p| p.detail("expected application/json (one activity) or application/x-ndjson"))?;
+    // The whole body first: a slow client never holds the write transaction open.
     let mut reader = LineReader::new(body);
     let mut lines = Vec::new();
     while let Some(line) = reader.next_line().await? {
@@ -193,32 +195,7 @@ async fn record(
         }
         lines.push(line);
     }
-    let (mut activities, mut numbers, mut failed) = (Vec::new(), Vec::new(), Vec::new());
-    for (line_no, parsed) in parse_in_parallel(lines, now).await {
-        match parsed {
-            Ok(a) => {
-                activities.push(a);
-                numbers.push(line_no);
-            }
-            Err(e) if failed.len() < 1_000 => failed.push(LineProblem {
-                line: line_no,
-                field: e.field,
-                detail: e.reason,
-            }),
-            Err(_) => {}
-        }
-    }
-    if !failed.is_empty() {
-        let mut problem = Problem::new(Code::InvalidLines).detail(format!("{} lines are invalid", failed.len()));
-        problem.lines = failed;
-        return Err(problem);
-    }
-    let summary = state
-        .app
-        .store
-        .record_activities(&activities, now)
-        .await
-        .map_err(|e| dangling(e, &numbers))?;
+    let summary = record_lines(&state, lines, now).await?;
     Ok((
         StatusCode::OK,
         Json(Recorded {
@@ -229,35 +206,57 @@ async fn record(
     ))
 }
 
-/// Parses lines on every core (each on a blocking thread), keeping their order.
-async fn parse_in_parallel(
-    lines: Vec<(u64, String)>,
-    now: Timestamp,
-) -> Vec<(u64, Result<Activity, cohort_core::Invalid>)> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).max(1);
-    let size = lines.len().div_ceil(workers).max(1);
-    let mut chunks = Vec::new();
+/// Lines parsed per part: the next part is parsed (on a blocking thread) while the
+/// store writes this one.
+const LINES_PER_PART: usize = 4_096;
+
+/// Parses and records the lines of a batch, all or nothing. Parts are written as soon
+/// as they are parsed; a line that does not parse stops the writing (the transaction is
+/// dropped, recording nothing), and parsing goes on to report every bad line.
+async fn record_lines(state: &AppState, lines: Vec<(u64, String)>, now: Timestamp) -> ApiResult<RecordSummary> {
+    let mut parts = Vec::with_capacity(lines.len().div_ceil(LINES_PER_PART));
     let mut rest = lines;
     while !rest.is_empty() {
-        let tail = rest.split_off(size.min(rest.len()));
-        chunks.push(std::mem::replace(&mut rest, tail));
+        let tail = rest.split_off(LINES_PER_PART.min(rest.len()));
+        parts.push(std::mem::replace(&mut rest, tail));
     }
-    let tasks: Vec<_> = chunks
-        .into_iter()
-        .map(|chunk| {
+    let mut parsed = stream::iter(parts)
+        .map(|part| {
             tokio::task::spawn_blocking(move || {
-                chunk
-                    .into_iter()
+                part.into_iter()
                     .map(|(n, text)| (n, parse_activity(&text, now)))
                     .collect::<Vec<_>>()
             })
         })
-        .collect();
-    let mut out = Vec::new();
-    for task in tasks {
-        out.extend(task.await.expect("parsing does not panic"));
+        .buffered(2);
+    let (mut recording, mut numbers, mut failed) = (None, Vec::new(), LineProblems::default());
+    while let Some(part) = parsed.next().await {
+        let mut good = Vec::with_capacity(LINES_PER_PART);
+        for (line_no, parsed) in part.expect("parsing does not panic") {
+            match parsed {
+                Ok(a) => {
+                    good.push(a);
+                    numbers.push(line_no);
+                }
+                Err(e) => failed.push(line_no, e.field, e.reason),
+            }
+        }
+        if !failed.is_empty() {
+            recording = None;
+            continue;
+        }
+        let first = numbers.len() - good.len();
+        let writing = match recording.as_mut() {
+            Some(writing) => writing,
+            None => recording.insert(state.app.store.begin_recording(now).await?),
+        };
+        writing.write(&good, first).await.map_err(|e| dangling(e, &numbers))?;
     }
-    out
+    failed.check()?;
+    match recording {
+        Some(writing) => Ok(writing.commit().await?),
+        None => Ok(RecordSummary::default()),
+    }
 }
 
 /// Query parameters of a customer's activity list.

@@ -21,7 +21,7 @@ use crate::AppState;
 use crate::auth::{Admin, Auth, Ingest, Read};
 use crate::bulk::{LineReader, require_ndjson};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::problem::{ApiResult, Code, LineProblem, Problem, ProblemDocument};
+use crate::problem::{ApiResult, Code, LineProblem, LineProblems, Problem, ProblemDocument};
 
 /// Most lines in one membership import request.
 pub const MAX_MEMBERSHIP_LINES: usize = 2_000_000;
@@ -286,38 +286,27 @@ async fn import_memberships(
     };
     require_ndjson(&headers)?;
     let mut reader = LineReader::new(body);
-    let (mut lines, mut numbers, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut lines, mut numbers, mut failed) = (Vec::new(), Vec::new(), LineProblems::default());
     while let Some((line_no, text)) = reader.next_line().await? {
-        if lines.len() + failed.len() >= MAX_MEMBERSHIP_LINES {
+        if lines.len() as u64 + failed.count() >= MAX_MEMBERSHIP_LINES as u64 {
             return Err(Problem::new(Code::PayloadTooLarge).detail(format!(
                 "at most {MAX_MEMBERSHIP_LINES} lines a request: use mode=delta for more"
             )));
         }
         match parse_membership_line(&text) {
-            Ok(line) if mode == ImportMode::Snapshot && line.remove && failed.len() < 1_000 => {
-                failed.push(LineProblem {
-                    line: line_no,
-                    field: "remove".into(),
-                    detail: "a snapshot lists memberships: use mode=delta to remove".into(),
-                })
-            }
+            Ok(line) if mode == ImportMode::Snapshot && line.remove => failed.push(
+                line_no,
+                "remove",
+                "a snapshot lists memberships: use mode=delta to remove",
+            ),
             Ok(line) => {
                 lines.push(line);
                 numbers.push(line_no);
             }
-            Err(e) if failed.len() < 1_000 => failed.push(LineProblem {
-                line: line_no,
-                field: e.field,
-                detail: e.reason,
-            }),
-            Err(_) => {}
+            Err(e) => failed.push(line_no, e.field, e.reason),
         }
     }
-    if !failed.is_empty() {
-        let mut problem = Problem::new(Code::InvalidLines).detail(format!("{} lines are invalid", failed.len()));
-        problem.lines = failed;
-        return Err(problem);
-    }
+    failed.check()?;
     let summary = state
         .app
         .store

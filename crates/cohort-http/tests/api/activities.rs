@@ -99,3 +99,38 @@ async fn a_batch_is_recorded_whole_or_not_at_all() {
         .body("x");
     problem(text.send().await.unwrap(), 415, "unsupported_media_type").await;
 }
+
+#[tokio::test]
+async fn a_batch_of_many_parts_fails_whole_on_a_late_line_and_records_whole_otherwise() {
+    let app = spawn_app().await;
+    app.create("/v1/customers", json!({"id": "C-1"})).await;
+    let line =
+        |i: usize, customer: &str| format!("{{\"id\":\"a{i}\",\"customer\":\"{customer}\",\"type\":\"login\"}}\n");
+    // 10,000 lines are parsed and written in several parts; the unknown customer is
+    // in the last one, after earlier parts were written.
+    let mut late: String = (1..10_000).map(|i| line(i, "C-1")).collect();
+    late.push_str(&line(10_000, "nobody"));
+    let p = problem(ndjson(&app, &late).await, 422, "dangling_reference").await;
+    assert_eq!(p["lines"][0]["line"], 10_000);
+    assert!(listed(&app, "").await.is_empty());
+
+    let mut bad: String = (1..10_000).map(|i| line(i, "C-1")).collect();
+    bad.push_str("{\"id\":\"x\",\"customer\":\"C-1\",\"type\":\"Log In\"}\n");
+    let p = problem(ndjson(&app, &bad).await, 400, "invalid_lines").await;
+    assert_eq!(p["lines"][0]["line"], 10_000);
+    assert!(listed(&app, "").await.is_empty());
+
+    // Every bad line is counted; the first 1,000 are listed.
+    let many_bad: String = (1..=1_500)
+        .map(|i| format!("{{\"id\":\"b{i}\",\"customer\":\"C-1\",\"type\":\"Log In\"}}\n"))
+        .collect();
+    let p = problem(ndjson(&app, &many_bad).await, 400, "invalid_lines").await;
+    assert_eq!(p["detail"], "1500 lines are invalid");
+    assert_eq!(p["lines"].as_array().unwrap().len(), 1_000);
+
+    // A retry of the first half inside the batch counts as duplicates.
+    let mut good: String = (1..=10_000).map(|i| line(i, "C-1")).collect();
+    good.extend((1..=5_000).map(|i| line(i, "C-1")));
+    let body: Value = ndjson(&app, &good).await.json().await.unwrap();
+    assert_eq!(body, json!({"recorded": 10_000, "duplicates": 5_000}));
+}

@@ -53,6 +53,7 @@ macro_rules! conformance_suite {
             a_delta_import_adds_and_removes,
             activities_are_recorded_listed_and_filtered,
             a_retried_activity_is_a_duplicate_not_a_second_record,
+            a_batch_recorded_in_parts_is_one_transaction,
             an_unknown_customer_fails_a_whole_activity_batch,
             recorded_activities_queue_their_customers_for_building,
             deleting_a_customer_deletes_its_activities,
@@ -1191,6 +1192,65 @@ pub async fn a_retried_activity_is_a_duplicate_not_a_second_record(store: &dyn S
     assert_eq!(all.items.len(), 3);
 }
 
+pub async fn a_batch_recorded_in_parts_is_one_transaction(store: &dyn Store) {
+    for c in ["c1", "c2"] {
+        store.create_customer(&new_customer(c), t(0)).await.unwrap();
+    }
+    drain_queue(store).await;
+    // Dropped before its commit: nothing recorded, nothing queued.
+    let mut dropped = store.begin_recording(t(5)).await.unwrap();
+    dropped.write(&[activity("a1", "c1", "login", 1)], 0).await.unwrap();
+    drop(dropped);
+    // An unknown customer in a later part names its line in the whole batch.
+    let mut failing = store.begin_recording(t(5)).await.unwrap();
+    failing.write(&[activity("a1", "c1", "login", 1)], 0).await.unwrap();
+    let err = failing
+        .write(
+            &[activity("a2", "c2", "login", 2), activity("a3", "ghost", "login", 3)],
+            1,
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::DanglingReference { ref field, .. } if field == "lines[2].customer"),
+        "{err:?}"
+    );
+    drop(failing);
+    let none = store
+        .list_activities(&cid("c1"), &ActivityFilter::default(), PageRequest::first())
+        .await
+        .unwrap();
+    assert!(none.items.is_empty());
+    assert!(store.queued_for_building(10).await.unwrap().is_empty());
+
+    // Parts commit together; an id of an earlier part is a duplicate in a later one.
+    let mut recording = store.begin_recording(t(6)).await.unwrap();
+    recording
+        .write(&[activity("a1", "c1", "login", 1), activity("a2", "c1", "login", 2)], 0)
+        .await
+        .unwrap();
+    recording
+        .write(&[activity("a2", "c1", "login", 2), activity("a3", "c2", "login", 3)], 2)
+        .await
+        .unwrap();
+    let summary = recording.commit().await.unwrap();
+    assert_eq!((summary.recorded, summary.duplicates), (3, 1));
+    let c1 = store
+        .list_activities(&cid("c1"), &ActivityFilter::default(), PageRequest::first())
+        .await
+        .unwrap();
+    let ids: Vec<&str> = c1.items.iter().map(|a| a.id.as_str()).collect();
+    assert_eq!(ids, ["a1", "a2"]);
+    let queued: Vec<String> = store
+        .queued_for_building(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|q| q.customer.to_string())
+        .collect();
+    assert_eq!(queued.len(), 2, "{queued:?}");
+}
+
 pub async fn an_unknown_customer_fails_a_whole_activity_batch(store: &dyn Store) {
     store.create_customer(&new_customer("c1"), t(0)).await.unwrap();
     drain_queue(store).await;
@@ -1298,6 +1358,13 @@ pub async fn the_membership_log_follows_every_change(store: &dyn Store) {
     );
 
     let mid = store.membership_log_end().await.unwrap();
+    // Positions passed over earlier are read again when asked for, in order.
+    let again = store
+        .read_membership_log(mid, &[start + 2, start + 1], 10)
+        .await
+        .unwrap();
+    let again: Vec<i64> = again.changes.iter().map(|c| c.position).collect();
+    assert_eq!(again, [start + 1, start + 2]);
     store.delete_customer(&cid("c1"), t(100)).await.unwrap();
     let tail = changes_after(store, mid).await;
     assert!(

@@ -1,7 +1,11 @@
 //! Condition trees: all / any / not over leaves of any kind.
 //!
-//! Builders use them over profile conditions; targeting and automation rules will use
-//! them over their own conditions. An empty `All` holds, an empty `Any` does not.
+//! Builders use them over profile conditions, promotions over basket and customer
+//! conditions; targeting and automation rules will use them over their own. An empty
+//! `All` holds, an empty `Any` does not. The tree is vocabulary (definitions hold one);
+//! the engine evaluates it.
+
+use std::fmt;
 
 /// A boolean tree over leaves `L`.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +52,28 @@ impl<L> Tree<L> {
     }
 }
 
+/// `all(a, b)`, `any(a, b)`, `not a`: a one-line rendering for reasons and logs.
+impl<L: fmt::Display> fmt::Display for Tree<L> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |f: &mut fmt::Formatter<'_>, name: &str, items: &[Tree<L>]| {
+            write!(f, "{name}(")?;
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{item}")?;
+            }
+            f.write_str(")")
+        };
+        match self {
+            Self::All(items) => list(f, "all", items),
+            Self::Any(items) => list(f, "any", items),
+            Self::Not(inner) => write!(f, "not {inner}"),
+            Self::Leaf(leaf) => write!(f, "{leaf}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Tree;
@@ -83,5 +109,14 @@ mod tests {
             *b
         }));
         assert_eq!(asked, 1);
+    }
+
+    #[test]
+    fn a_tree_renders_on_one_line() {
+        let t = Tree::All(vec![
+            Tree::Leaf(1),
+            Tree::Not(Box::new(Tree::Any(vec![Tree::Leaf(2), Tree::Leaf(3)]))),
+        ]);
+        assert_eq!(t.to_string(), "all(1, not any(2, 3))");
     }
 }
