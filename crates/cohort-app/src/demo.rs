@@ -304,10 +304,39 @@ pub async fn load(app: &App) -> StoreResult<Loaded> {
     let imported = store
         .import_memberships(&crm.id, ImportMode::Snapshot, &lines, now)
         .await?;
+    for definition in promotion_definitions() {
+        app.promotions.create(&definition).await?;
+    }
+    let ski = app.store.list_promotions().await?;
+    if let Some(ski) = ski.iter().find(|p| p.name.as_str() == "Ski week") {
+        let spec =
+            crate::promotions::codes::CodeSpec::parse("Ski week", Some("SKI10"), None, None, None, Some(1), None)?;
+        app.promotions.create_code_group(ski.id, spec).await?;
+    }
     Ok(Loaded::Loaded {
         customers: people.len(),
         segments: segments.len() + imported.segments_created as usize,
     })
+}
+
+/// The demo's promotions: one for a CRM segment (web shop only, where the CRM is
+/// active), one for a loyalty tier in both shops, one with a code, one for first orders.
+fn promotion_definitions() -> Vec<Value> {
+    vec![
+        json!({"name": "High value 15%", "description": "For the CRM's high-value customers",
+               "applications": ["web-shop"], "currency": "EUR", "budget": "5000.00",
+               "target": {"segments": ["crm/value/high-value"]},
+               "discount": {"kind": "item_percent_off", "percent": "15"}}),
+        json!({"name": "Gold and platinum ship free", "applications": ["web-shop", "uk-shop"],
+               "target": {"segments": ["standard/loyalty-tier/gold", "standard/loyalty-tier/platinum"]},
+               "discount": {"kind": "shipping_percent_off", "percent": "100"}}),
+        json!({"name": "Ski week", "applications": ["web-shop", "uk-shop"], "target": "everyone",
+               "requires_code": true, "products": {"include_categories": ["ski"]},
+               "discount": {"kind": "item_percent_off", "percent": "10"}}),
+        json!({"name": "Welcome", "applications": ["web-shop"], "currency": "EUR", "target": "everyone",
+               "conditions": {"all": [{"first_order": true}, {"subtotal": ">=", "value": "50.00"}]},
+               "discount": {"kind": "order_amount_off", "amount": "5.00"}, "combination": "exclusive"}),
+    ]
 }
 
 /// The demo's builders: (group, name, definition).

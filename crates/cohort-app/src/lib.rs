@@ -37,6 +37,7 @@ pub struct App {
     pub index: Arc<index::LiveIndex>,
     pub builds: Arc<building::Builds>,
     pub jobs: Arc<jobs::Jobs>,
+    pub promotions: Arc<promotions::service::Promotions>,
 }
 
 impl App {
@@ -46,6 +47,11 @@ impl App {
         let index = Arc::new(index::LiveIndex::new(store.clone(), clock.clone()));
         let builds = Arc::new(building::Builds::new(store.clone(), clock.clone()));
         let jobs = Arc::new(jobs::Jobs::new(builds.clone(), clock.clone()));
+        let promotions = Arc::new(promotions::service::Promotions::new(
+            store.clone(),
+            clock.clone(),
+            segments.clone(),
+        ));
         Self {
             store,
             clock,
@@ -54,6 +60,7 @@ impl App {
             index,
             builds,
             jobs,
+            promotions,
         }
     }
 

@@ -67,6 +67,8 @@ pub fn router(app: App) -> (Router, utoipa::openapi::OpenApi) {
         .merge(routes::segment_groups::router())
         .merge(routes::segments::router())
         .merge(routes::builders::router())
+        .merge(routes::promotions::router())
+        .merge(routes::baskets::router())
         .merge(routes::query::router())
         .merge(routes::services::router())
         .merge(routes::target_groups::router())

@@ -204,10 +204,12 @@ impl Problem {
 
     /// A refused value; fields that are missing or unknown get their own codes.
     pub fn invalid(e: Invalid) -> Self {
-        let code = match e.reason.as_str() {
-            "missing field" => Code::MissingField,
-            "unknown field" => Code::UnknownField,
-            _ => Code::InvalidField,
+        let code = if e.reason.starts_with("missing field") {
+            Code::MissingField
+        } else if e.reason.starts_with("unknown field") {
+            Code::UnknownField
+        } else {
+            Code::InvalidField
         };
         Self::new(code).field(e.field).detail(e.reason)
     }

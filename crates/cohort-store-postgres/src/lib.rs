@@ -14,6 +14,7 @@ mod feed;
 mod import;
 mod keys;
 mod memberships;
+mod promotions;
 mod segments;
 mod services;
 mod target_groups;

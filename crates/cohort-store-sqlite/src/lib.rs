@@ -13,6 +13,7 @@ mod feed;
 mod import;
 mod keys;
 mod memberships;
+mod promotions;
 mod recording;
 mod segments;
 mod services;

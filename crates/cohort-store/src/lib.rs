@@ -6,9 +6,11 @@ pub mod codec;
 pub mod conformance;
 mod error;
 pub mod import_plan;
+mod promotions;
 mod store;
 
 pub use error::{StoreError, StoreResult};
+pub use promotions::{CustomerFacts, OrderOutcome, OrderPlacement, PromotionStore};
 pub use store::{
     ActivityRecording, ActivityStore, ApplicationStore, BuildChange, BuildInput, BuildSelection, BuildSummary,
     BuilderStore, CustomerFilter, CustomerImport, CustomerStore, Deletion, GroupedSegment, ImportMode, ImportSummary,

@@ -62,6 +62,7 @@ pub trait Store:
     + MembershipFeed
     + BuilderStore
     + KeyStore
+    + crate::PromotionStore
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

@@ -33,7 +33,9 @@
 //! An application's type priorities: `{"item_percent_off": 1100, "gift": 950}` — the
 //! kinds not named keep their defaults.
 
+pub mod codes;
 mod conditions;
+pub mod service;
 
 use std::collections::BTreeSet;
 
@@ -120,6 +122,18 @@ pub fn parse_promotion(value: &Value) -> Result<Promotion, Invalid> {
         requires_code: boolean(map, "requires_code", false)?,
     };
     promotion.checked()
+}
+
+/// Parses a definition as clients send it and cohort stores it — without its id —
+/// as promotion `id`.
+pub fn parse_definition(id: PromotionId, value: &Value) -> Result<Promotion, Invalid> {
+    let map = object("", value)?;
+    if map.contains_key("id") {
+        return Err(Invalid::new("id", "unknown field: cohort assigns the id"));
+    }
+    let mut with_id = map.clone();
+    with_id.insert("id".into(), Value::from(id.get()));
+    parse_promotion(&Value::Object(with_id))
 }
 
 /// Parses an application's type priorities: kinds named override their defaults.

@@ -9,6 +9,7 @@
 pub mod basket;
 pub mod condition;
 pub mod discount;
+pub mod record;
 
 use std::collections::BTreeSet;
 

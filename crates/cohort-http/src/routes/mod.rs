@@ -3,8 +3,10 @@
 
 pub mod activities;
 pub mod applications;
+pub mod baskets;
 pub mod builders;
 pub mod customers;
+pub mod promotions;
 pub mod query;
 pub mod rights;
 pub mod segment_groups;

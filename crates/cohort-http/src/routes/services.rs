@@ -168,7 +168,7 @@ fn service_id(id: &str) -> Result<ServiceId, Problem> {
     ServiceId::parse("id", id).map_err(Problem::invalid)
 }
 
-fn app_id(id: &str) -> Result<ApplicationId, Problem> {
+pub(crate) fn app_id(id: &str) -> Result<ApplicationId, Problem> {
     ApplicationId::parse("app", id).map_err(Problem::invalid)
 }
 

@@ -6,6 +6,7 @@ mod auth;
 mod builders;
 mod customers;
 mod helpers;
+mod promotions;
 mod query;
 mod resources;
 mod services;

@@ -13,8 +13,10 @@ use cohort_core::*;
 use crate::{CustomerFilter, ImportMode, ImportedMembership, SegmentFilter, Store, StoreError};
 
 mod builders;
+mod promotions;
 use builders::drain_queue;
 pub use builders::*;
+pub use promotions::*;
 
 /// Expands to one `#[tokio::test]` per conformance check, each on a fresh store.
 /// Extra attributes (such as `#[ignore = "…"]`) are put on every test.
@@ -67,6 +69,11 @@ macro_rules! conformance_suite {
             applied_builds_write_calculated_memberships,
             customer_changes_queue_them_for_building,
             a_group_owned_by_a_builder_keeps_its_kind,
+            promotions_round_trip_and_move_the_version,
+            code_groups_hold_codes_unique_across_promotions,
+            orders_redeem_codes_within_their_limits,
+            orders_spend_budgets_without_going_over,
+            concurrent_orders_never_redeem_a_code_beyond_its_limit,
         );
     };
     (@each $fresh:path, $attrs:tt $name:ident $(, $rest:ident)* $(,)?) => {
