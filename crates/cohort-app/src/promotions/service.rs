@@ -158,6 +158,15 @@ impl Promotions {
         Ok(loaded)
     }
 
+    /// Recompiles after a change this process made. The change is stored whatever
+    /// happens here: on failure the next calculation looks at the version again.
+    async fn refresh(&self) {
+        if let Err(e) = self.reload().await {
+            tracing::warn!(error = %e, "promotion catalog not recompiled");
+            *self.checked_at.lock().expect("lock") = Timestamp::from_unix_micros(i64::MIN);
+        }
+    }
+
     /// The segments available in every one of these applications (the segment picker).
     pub async fn available_segments(
         &self,
@@ -182,28 +191,29 @@ impl Promotions {
     /// that each segment it targets is available in each of its applications.
     async fn check(&self, id: PromotionId, value: &Value) -> StoreResult<(Promotion, NewStoredPromotion)> {
         let promotion = parse_definition(id, value)?;
-        if let PromotionTarget::Segments(segments) = &promotion.target {
-            for app in &promotion.applications {
-                let available: HashSet<QualifiedSegment> = self
-                    .segments
-                    .available_segments(app)
-                    .await
-                    .map_err(|e| match e {
-                        StoreError::NotFound { .. } => {
-                            StoreError::dangling("applications", format!("application {app} does not exist"))
-                        }
-                        other => other,
-                    })?
-                    .segments
-                    .into_iter()
-                    .map(|s| s.qualified)
-                    .collect();
-                if let Some(i) = segments.iter().position(|s| !available.contains(s)) {
-                    return Err(StoreError::dangling(
-                        &format!("target.segments[{i}]"),
-                        format!("segment {} is not available in application {app}", segments[i]),
-                    ));
-                }
+        for (i, app) in promotion.applications.iter().enumerate() {
+            let missing = || StoreError::dangling(&format!("applications[{i}]"), format!("application {app} does not exist"));
+            let PromotionTarget::Segments(segments) = &promotion.target else {
+                self.store.application(app).await?.ok_or_else(missing)?;
+                continue;
+            };
+            let available: HashSet<QualifiedSegment> = self
+                .segments
+                .available_segments(app)
+                .await
+                .map_err(|e| match e {
+                    StoreError::NotFound { .. } => missing(),
+                    other => other,
+                })?
+                .segments
+                .into_iter()
+                .map(|s| s.qualified)
+                .collect();
+            if let Some(i) = segments.iter().position(|s| !available.contains(s)) {
+                return Err(StoreError::dangling(
+                    &format!("target.segments[{i}]"),
+                    format!("segment {} is not available in application {app}", segments[i]),
+                ));
             }
         }
         let budget = match (promotion.budget, promotion.currency) {
@@ -221,20 +231,20 @@ impl Promotions {
     pub async fn create(&self, value: &Value) -> StoreResult<StoredPromotion> {
         let (_, new) = self.check(PromotionId::new(i64::MAX), value).await?;
         let created = self.store.create_promotion(&new, self.clock.now()).await?;
-        self.reload().await?;
+        self.refresh().await;
         Ok(created)
     }
 
     pub async fn replace(&self, id: PromotionId, value: &Value) -> StoreResult<StoredPromotion> {
         let (_, new) = self.check(id, value).await?;
         let replaced = self.store.replace_promotion(id, &new, self.clock.now()).await?;
-        self.reload().await?;
+        self.refresh().await;
         Ok(replaced)
     }
 
     pub async fn delete(&self, id: PromotionId) -> StoreResult<()> {
         self.store.delete_promotion(id).await?;
-        self.reload().await?;
+        self.refresh().await;
         Ok(())
     }
 
@@ -244,7 +254,7 @@ impl Promotions {
         self.store
             .set_type_priorities(app, table.map(Value::to_string).as_deref())
             .await?;
-        self.reload().await?;
+        self.refresh().await;
         Ok(parsed)
     }
 
