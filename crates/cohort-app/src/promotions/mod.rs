@@ -12,6 +12,9 @@
 //!  "discount": {"kind": "item_percent_off", "percent": "10"}, "requires_code": false}
 //! ```
 //!
+//! Over the API and in the store the definition has no `id` (cohort assigns it;
+//! `parse_definition`); `parse_promotion` reads one with its id (decision cases).
+//!
 //! Required: `id`, `name`, `applications`, `target`, `discount`, and `currency` with a
 //! budget, an amount off, a target price or a subtotal condition. Defaults: enabled,
 //! no time limits, any currency, no budget, the kind's priority, `"all"` combination,

@@ -192,7 +192,12 @@ impl Promotions {
     async fn check(&self, id: PromotionId, value: &Value) -> StoreResult<(Promotion, NewStoredPromotion)> {
         let promotion = parse_definition(id, value)?;
         for (i, app) in promotion.applications.iter().enumerate() {
-            let missing = || StoreError::dangling(&format!("applications[{i}]"), format!("application {app} does not exist"));
+            let missing = || {
+                StoreError::dangling(
+                    &format!("applications[{i}]"),
+                    format!("application {app} does not exist"),
+                )
+            };
             let PromotionTarget::Segments(segments) = &promotion.target else {
                 self.store.application(app).await?.ok_or_else(missing)?;
                 continue;

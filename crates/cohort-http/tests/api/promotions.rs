@@ -142,7 +142,12 @@ async fn only_segments_available_in_every_application_can_be_assigned() {
     assert_eq!(body["field"], "applications[1]");
     let mut nowhere = json!({"name": "All", "applications": ["outlet"], "target": "everyone",
                              "discount": {"kind": "gift", "sku": "G-1"}});
-    let body = problem(app.post("/v1/promotions", nowhere.clone()).await, 422, "dangling_reference").await;
+    let body = problem(
+        app.post("/v1/promotions", nowhere.clone()).await,
+        422,
+        "dangling_reference",
+    )
+    .await;
     assert_eq!(body["field"], "applications[0]");
     nowhere["applications"] = json!(["shop"]);
     app.create("/v1/promotions", nowhere).await;
@@ -156,7 +161,11 @@ async fn only_segments_available_in_every_application_can_be_assigned() {
     let body = problem(app.post("/v1/promotions", with_id).await, 400, "unknown_field").await;
     assert_eq!(body["field"], "id");
     let listed: Value = app.get("/v1/promotions").await.json().await.unwrap();
-    assert_eq!(listed.as_array().unwrap().len(), 1, "refused definitions store nothing: {listed}");
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        1,
+        "refused definitions store nothing: {listed}"
+    );
 }
 
 #[tokio::test]
