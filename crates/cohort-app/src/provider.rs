@@ -6,12 +6,14 @@
 //! service that does not answer is left out and named in the answer; it never fails
 //! the caller.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use cohort_core::{
-    ApplicationId, CustomerId, Membership, QualifiedSegment, SegmentationService, ServiceId, ServiceKind,
+    ApplicationId, CustomerId, Membership, QualifiedSegment, SegmentationService, ServiceId, ServiceKind, Timestamp,
 };
-use cohort_store::{Store, StoreError, StoreResult};
+use cohort_store::{CustomerFacts, Store, StoreError, StoreResult};
 use futures::future::join_all;
 
 use crate::Clock;
@@ -41,31 +43,80 @@ pub struct Provided {
     pub unanswered: Vec<Silent>,
 }
 
+/// How long an application's services are used without reading them again (changes
+/// made through this process are seen at once: `services_changed`).
+const SERVICES_FRESH_MICROS: i64 = 1_000_000;
+
+type ServicesOf = Arc<Vec<SegmentationService>>;
+
 pub struct SegmentProvider {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     external: ExternalServices,
+    /// Each application's active and available services, with when they were read.
+    services: Mutex<HashMap<ApplicationId, (Timestamp, ServicesOf)>>,
+    /// Moves with every `services_changed`: a read that started before a change is not kept.
+    generation: AtomicU64,
 }
 
 impl SegmentProvider {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
         let external = ExternalServices::new(clock.clone());
-        Self { store, clock, external }
+        Self {
+            store,
+            clock,
+            external,
+            services: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+        }
     }
 
-    async fn services(&self, app: &ApplicationId) -> StoreResult<Vec<SegmentationService>> {
-        Ok(self
-            .store
-            .application_services(app)
-            .await?
-            .into_iter()
-            .filter(|s| s.available)
-            .collect())
+    /// To be called after a service, its availability, its settings or its activation in
+    /// an application changed: the next answers read them again.
+    pub fn services_changed(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.services.lock().expect("services lock").clear();
+    }
+
+    /// The services active and available in the application. Read from the store at
+    /// most once a second per application (other processes' changes show within that).
+    async fn services(&self, app: &ApplicationId) -> StoreResult<ServicesOf> {
+        let now = self.clock.now();
+        if let Some((at, services)) = self.services.lock().expect("services lock").get(app)
+            && now.unix_micros().saturating_sub(at.unix_micros()) < SERVICES_FRESH_MICROS
+        {
+            return Ok(services.clone());
+        }
+        let generation = self.generation.load(Ordering::SeqCst);
+        let services: ServicesOf = Arc::new(
+            self.store
+                .application_services(app)
+                .await?
+                .into_iter()
+                .filter(|s| s.available)
+                .collect(),
+        );
+        let mut cache = self.services.lock().expect("services lock");
+        if self.generation.load(Ordering::SeqCst) == generation {
+            cache.insert(app.clone(), (now, services.clone()));
+        }
+        Ok(services)
     }
 
     /// The customer's segments in the application. A customer cohort does not know
     /// has no stored segments; http services are asked all the same.
     pub async fn customer_segments(&self, app: &ApplicationId, customer: &CustomerId) -> StoreResult<Provided> {
+        Ok(self.customer_segments_and_facts(app, customer, false).await?.0)
+    }
+
+    /// The customer's segments in the application and, with `facts`, its attributes
+    /// and order count read with them (`None`: a customer cohort does not know).
+    pub async fn customer_segments_and_facts(
+        &self,
+        app: &ApplicationId,
+        customer: &CustomerId,
+        facts: bool,
+    ) -> StoreResult<(Provided, Option<CustomerFacts>)> {
         let started = tokio::time::Instant::now();
         let services = self.services(app).await?;
         let stored: Vec<ServiceId> = services
@@ -75,9 +126,15 @@ impl SegmentProvider {
             .collect();
         let now = self.clock.now();
         let stored_read = async {
+            if facts {
+                return Ok(match self.store.customer_profile(customer, &stored, now).await? {
+                    Some((facts, rows)) => (rows, Some(facts)),
+                    None => (Vec::new(), None),
+                });
+            }
             match self.store.customer_service_segments(customer, &stored, now).await {
-                Err(StoreError::NotFound { .. }) => Ok(Vec::new()),
-                other => other,
+                Err(StoreError::NotFound { .. }) => Ok((Vec::new(), None)),
+                other => other.map(|rows| (rows, None)),
             }
         };
         let asked = join_all(services.iter().filter_map(|s| match &s.kind {
@@ -91,9 +148,10 @@ impl SegmentProvider {
             }),
             _ => None,
         }));
-        let (stored_rows, answers) = futures::join!(stored_read, asked);
+        let (stored_read, answers) = futures::join!(stored_read, asked);
+        let (stored_rows, facts) = stored_read?;
         let mut provided = Provided::default();
-        for (membership, grouped) in stored_rows? {
+        for (membership, grouped) in stored_rows {
             provided.segments.push(ProvidedSegment {
                 qualified: QualifiedSegment {
                     service: grouped.group.service.clone(),
@@ -105,7 +163,7 @@ impl SegmentProvider {
             });
         }
         collect_external(&mut provided, answers);
-        Ok(provided)
+        Ok((provided, facts))
     }
 
     /// Every segment available in the application.

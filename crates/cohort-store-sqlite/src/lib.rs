@@ -24,7 +24,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cohort_store::{Store, StoreError, StoreResult};
+use cohort_core::{CustomerId, Membership, ServiceId, Timestamp};
+use cohort_store::{CustomerFacts, GroupedSegment, Store, StoreError, StoreResult};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use error::db;
@@ -97,5 +98,20 @@ impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.read).await.map_err(db)?;
         Ok(())
+    }
+
+    async fn customer_profile(
+        &self,
+        customer: &CustomerId,
+        services: &[ServiceId],
+        now: Timestamp,
+    ) -> StoreResult<Option<(CustomerFacts, Vec<(Membership, GroupedSegment)>)>> {
+        // One connection, two statements: a calculation's customer reads in one go.
+        let mut conn = self.read.acquire().await.map_err(db)?;
+        let Some((seq, facts)) = promotions::facts_of(&mut conn, customer).await? else {
+            return Ok(None);
+        };
+        let rows = services::memberships_in(&mut conn, customer, seq, services, now).await?;
+        Ok(Some((facts, rows)))
     }
 }

@@ -9,7 +9,7 @@ use cohort_core::{ActivityId, ApplicationId, CustomerId, Name, PromotionId, Time
 use cohort_store::codec::{amount_e4, decode_attributes, encode_attributes, encode_order, stored};
 use cohort_store::{CustomerFacts, OrderOutcome, OrderPlacement, PromotionStore, StoreError, StoreResult};
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Row, Sqlite, SqliteConnection, Transaction};
 
 use crate::SqliteStore;
 use crate::error::db;
@@ -79,6 +79,32 @@ async fn bump_version(tx: &mut Transaction<'static, Sqlite>) -> StoreResult<()> 
         .await
         .map_err(db)?;
     Ok(())
+}
+
+/// The customer's key, attributes and order count.
+pub(crate) async fn facts_of(
+    conn: &mut SqliteConnection,
+    customer: &CustomerId,
+) -> StoreResult<Option<(i64, CustomerFacts)>> {
+    let row: Option<(i64, String, i64)> = sqlx::query_as(
+        "SELECT c.seq, c.attributes,
+                (SELECT count(*) FROM activities a WHERE a.customer_seq = c.seq AND a.type = 'order')
+         FROM customers c WHERE c.id = $1",
+    )
+    .bind(customer.as_str())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db)?;
+    row.map(|(seq, attributes, orders)| {
+        Ok((
+            seq,
+            CustomerFacts {
+                attributes: decode_attributes(&attributes)?,
+                orders: count(Some(orders)).unwrap_or(0),
+            },
+        ))
+    })
+    .transpose()
 }
 
 #[async_trait]
@@ -335,22 +361,8 @@ impl PromotionStore for SqliteStore {
     }
 
     async fn customer_facts(&self, customer: &CustomerId) -> StoreResult<Option<CustomerFacts>> {
-        let row: Option<(String, i64)> = sqlx::query_as(
-            "SELECT c.attributes,
-                    (SELECT count(*) FROM activities a WHERE a.customer_seq = c.seq AND a.type = 'order')
-             FROM customers c WHERE c.id = $1",
-        )
-        .bind(customer.as_str())
-        .fetch_optional(&self.read)
-        .await
-        .map_err(db)?;
-        row.map(|(attributes, orders)| {
-            Ok(CustomerFacts {
-                attributes: decode_attributes(&attributes)?,
-                orders: count(Some(orders)).unwrap_or(0),
-            })
-        })
-        .transpose()
+        let mut conn = self.read.acquire().await.map_err(db)?;
+        Ok(facts_of(&mut conn, customer).await?.map(|(_, facts)| facts))
     }
 
     async fn place_order(&self, order: &OrderPlacement) -> StoreResult<OrderOutcome> {

@@ -222,23 +222,7 @@ impl ServiceStore for SqliteStore {
     ) -> StoreResult<Vec<(Membership, GroupedSegment)>> {
         let mut conn = self.read.acquire().await.map_err(db)?;
         let seq = customer_seq(&mut conn, customer).await?;
-        let rows = sqlx::query(concat!(
-            "SELECT m.segment_id, m.source, m.assigned_at, m.application_counter, m.expires_at, ",
-            grouped_columns!(),
-            " FROM memberships m JOIN segments s ON s.id = m.segment_id JOIN segment_groups g ON g.id = s.group_id
-             WHERE m.customer_seq = $1 AND (m.expires_at IS NULL OR m.expires_at > $2)
-               AND g.service IN (SELECT value FROM json_each($3))
-             ORDER BY g.service, g.id, s.id"
-        ))
-        .bind(seq)
-        .bind(now.unix_micros())
-        .bind(json_strings(services.iter().map(ServiceId::as_str)))
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(db)?;
-        rows.iter()
-            .map(|r| Ok((membership_from_row(customer, r)?, grouped_from_row(r)?)))
-            .collect()
+        memberships_in(&mut conn, customer, seq, services, now).await
     }
 
     async fn import_memberships(
@@ -402,4 +386,31 @@ async fn segment_ids<'a>(
         created += 1;
     }
     Ok((ids, created))
+}
+
+/// The customer's live memberships in stored segments of the given services.
+pub(crate) async fn memberships_in(
+    conn: &mut SqliteConnection,
+    customer: &CustomerId,
+    seq: i64,
+    services: &[ServiceId],
+    now: Timestamp,
+) -> StoreResult<Vec<(Membership, GroupedSegment)>> {
+    let rows = sqlx::query(concat!(
+        "SELECT m.segment_id, m.source, m.assigned_at, m.application_counter, m.expires_at, ",
+        grouped_columns!(),
+        " FROM memberships m JOIN segments s ON s.id = m.segment_id JOIN segment_groups g ON g.id = s.group_id
+             WHERE m.customer_seq = $1 AND (m.expires_at IS NULL OR m.expires_at > $2)
+               AND g.service IN (SELECT value FROM json_each($3))
+             ORDER BY g.service, g.id, s.id"
+    ))
+    .bind(seq)
+    .bind(now.unix_micros())
+    .bind(json_strings(services.iter().map(ServiceId::as_str)))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db)?;
+    rows.iter()
+        .map(|r| Ok((membership_from_row(customer, r)?, grouped_from_row(r)?)))
+        .collect()
 }

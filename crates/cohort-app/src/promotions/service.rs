@@ -306,21 +306,18 @@ impl Promotions {
         let customer = request.customer.as_ref();
         let segments = async {
             match customer {
-                Some(c) => self.segments.customer_segments(app, c).await.map(Some),
-                None => Ok(None),
-            }
-        };
-        let facts = async {
-            match customer {
-                Some(c) => self.store.customer_facts(c).await,
-                None => Ok(None),
+                Some(c) => self
+                    .segments
+                    .customer_segments_and_facts(app, c, true)
+                    .await
+                    .map(|(provided, facts)| (Some(provided), facts)),
+                None => Ok((None, None)),
             }
         };
         let codes = self.codes(request);
         let spent = self.spent(&loaded);
         let availability = self.availability(&loaded, app);
-        let (segments, facts, codes, spent, availability) =
-            tokio::try_join!(segments, facts, codes, spent, availability)?;
+        let ((segments, facts), codes, spent, availability) = tokio::try_join!(segments, codes, spent, availability)?;
         let (held, unanswered): (Vec<QualifiedSegment>, Vec<ServiceId>) = match segments {
             Some(p) => (
                 p.segments.into_iter().map(|s| s.qualified).collect(),
@@ -359,8 +356,7 @@ impl Promotions {
         let loaded = self.current().await?;
         let (held, unanswered, facts) = match customer {
             Some(c) => {
-                let (provided, facts) =
-                    tokio::try_join!(self.segments.customer_segments(app, c), self.store.customer_facts(c))?;
+                let (provided, facts) = self.segments.customer_segments_and_facts(app, c, true).await?;
                 (
                     provided.segments.into_iter().map(|s| s.qualified).collect(),
                     provided.unanswered.into_iter().map(|s| s.service).collect(),

@@ -177,5 +177,6 @@ async fn update(
 async fn delete(_: Auth<Admin>, State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<StatusCode> {
     let id = app_id(&id)?;
     state.app.store.delete_application(&id).await?;
+    state.app.segments.services_changed();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -59,6 +59,21 @@ pub struct BasketBody {
     /// Promotion codes entered, in order.
     #[serde(default)]
     pub codes: Vec<String>,
+    #[serde(default)]
+    pub explain: Explain,
+}
+
+/// How much the answer says of the promotions that did not apply.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Explain {
+    /// Nothing: `not_applied` is empty.
+    None,
+    /// Each one's id, reason code and subject (the default).
+    #[default]
+    Reasons,
+    /// Also its name and the reason as a sentence.
+    Full,
 }
 
 /// An order to place: a basket, with an optional id (placing the same id again
@@ -76,6 +91,8 @@ pub struct OrderBody {
     pub shipping: Option<Value>,
     #[serde(default)]
     pub codes: Vec<String>,
+    #[serde(default)]
+    pub explain: Explain,
     /// When given, the order is refused (409, nothing stored) unless its total is this.
     #[schema(value_type = Option<String>)]
     pub expected_total: Option<Value>,
@@ -177,9 +194,13 @@ pub struct AppliedBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NotAppliedBody {
     pub promotion: i64,
-    pub name: String,
     pub reason: String,
-    pub detail: String,
+    /// With `"explain": "full"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The reason as a sentence, with `"explain": "full"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
     /// The segment, service or promotion the reason names.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
@@ -211,7 +232,8 @@ pub struct CalculationBody {
     pub total: String,
     /// In the order they applied.
     pub applied: Vec<AppliedBody>,
-    /// Every other promotion considered, in rank order, with why it did not apply.
+    /// Every other promotion considered, in rank order, with why it did not apply
+    /// (as much as `explain` asks for).
     pub not_applied: Vec<NotAppliedBody>,
     pub codes: Vec<CodeBody>,
     /// Segmentation services of the application that did not answer: promotions for
@@ -241,8 +263,9 @@ fn subject(reason: &Reason) -> Option<String> {
     }
 }
 
-fn calculation_body(quote: &Quote, order: Option<&ActivityId>) -> CalculationBody {
+fn calculation_body(quote: &Quote, order: Option<&ActivityId>, explain: Explain) -> CalculationBody {
     let c = &quote.calculation;
+    let full = explain == Explain::Full;
     CalculationBody {
         order: order.map(|o| o.to_string()),
         currency: c.currency.to_string(),
@@ -297,11 +320,12 @@ fn calculation_body(quote: &Quote, order: Option<&ActivityId>) -> CalculationBod
         not_applied: c
             .not_applied
             .iter()
+            .take(if explain == Explain::None { 0 } else { usize::MAX })
             .map(|n| NotAppliedBody {
                 promotion: n.promotion.get(),
-                name: name_of(quote, n.promotion),
                 reason: n.reason.code().to_owned(),
-                detail: n.reason.to_string(),
+                name: full.then(|| name_of(quote, n.promotion)),
+                detail: full.then(|| n.reason.to_string()),
                 subject: subject(&n.reason),
             })
             .collect(),
@@ -339,7 +363,7 @@ async fn calculate(
         &b.codes,
     )?;
     let quote = state.app.promotions.calculate(&app, &request).await?;
-    Ok(Json(calculation_body(&quote, None)))
+    Ok(Json(calculation_body(&quote, None, b.explain)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -481,7 +505,7 @@ async fn place_order(
         .app
         .promotions
         .place_order(&app, id, &request, expected, |id, quote| {
-            serde_json::to_string(&calculation_body(quote, Some(id))).expect("a calculation serializes")
+            serde_json::to_string(&calculation_body(quote, Some(id), b.explain)).expect("a calculation serializes")
         })
         .await?;
     let status = if placed.again {

@@ -191,6 +191,7 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<ServiceBody>)> {
     let service = SegmentationService::try_from(body)?;
     state.app.store.create_service(&service).await?;
+    state.app.segments.services_changed();
     Ok((StatusCode::CREATED, Json(service.into())))
 }
 
@@ -219,7 +220,9 @@ async fn update(
 ) -> ApiResult<Json<ServiceBody>> {
     let id = service_id(&id)?;
     let patch = ServicePatch::try_from(body)?;
-    Ok(Json(state.app.store.update_service(&id, patch).await?.into()))
+    let updated = state.app.store.update_service(&id, patch).await?;
+    state.app.segments.services_changed();
+    Ok(Json(updated.into()))
 }
 
 #[utoipa::path(delete, path = "/v1/segmentation-services/{id}", tag = "segmentation services", params(("id" = String, Path)),
@@ -227,6 +230,7 @@ async fn update(
     responses((status = 204), (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
 async fn delete(_: Auth<Admin>, State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<StatusCode> {
     state.app.store.delete_service(&service_id(&id)?).await?;
+    state.app.segments.services_changed();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -362,6 +366,7 @@ async fn activate(
         .store
         .set_service_active(&app_id(&app)?, &service_id(&service)?, true)
         .await?;
+    state.app.segments.services_changed();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -380,6 +385,7 @@ async fn deactivate(
         .store
         .set_service_active(&app_id(&app)?, &service_id(&service)?, false)
         .await?;
+    state.app.segments.services_changed();
     Ok(StatusCode::NO_CONTENT)
 }
 

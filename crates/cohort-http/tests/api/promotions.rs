@@ -106,7 +106,30 @@ async fn a_segment_promotion_applies_until_its_service_is_deactivated() {
     assert_eq!(reason(&stale, &id), "segment_not_available");
     let refused = stale["not_applied"][0].clone();
     assert_eq!(refused["subject"], "standard/tier/gold");
+    assert_eq!(
+        (refused.get("name"), refused.get("detail")),
+        (None, None),
+        "brief by default"
+    );
     assert_eq!(stale["total"], "204.90");
+    let mut explained = basket(Some("C-1"), &[]);
+    explained["explain"] = json!("full");
+    let full = calculate(&app, explained.clone()).await;
+    assert_eq!(full["not_applied"][0]["name"], "Gold 10%");
+    assert_eq!(
+        full["not_applied"][0]["detail"],
+        "segment standard/tier/gold not available in this application"
+    );
+    explained["explain"] = json!("none");
+    assert_eq!(calculate(&app, explained.clone()).await["not_applied"], json!([]));
+    explained["explain"] = json!("everything");
+    let bad = app
+        .request(Method::POST, "/v1/applications/shop/baskets/calculate", &app.read)
+        .json(&explained)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(bad, 400, "invalid_field").await["field"], "explain");
 
     // Nothing was deleted: switching it back on restores the promotion.
     let on = app.request(

@@ -253,6 +253,20 @@ pub async fn orders_redeem_codes_within_their_limits(store: &dyn Store) {
     assert_eq!((facts("c1").await.orders, facts("c3").await.orders), (1, 0));
     assert_eq!(facts("c1").await.attributes.len(), 1, "its attributes");
     assert_eq!(store.customer_facts(&cid("nobody")).await.unwrap(), None);
+    let standard = ServiceId::parse("id", "standard").unwrap();
+    let (facts, held) = store
+        .customer_profile(&cid("c2"), &[standard.clone()], t(70))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((facts.orders, held.len()), (1, 0));
+    assert!(
+        store
+            .customer_profile(&cid("nobody"), &[standard], t(70))
+            .await
+            .unwrap()
+            .is_none()
+    );
     let listed = store
         .list_activities(&cid("c2"), &ActivityFilter::default(), PageRequest::first())
         .await
