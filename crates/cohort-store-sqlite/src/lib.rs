@@ -106,12 +106,6 @@ impl Store for SqliteStore {
         services: &[ServiceId],
         now: Timestamp,
     ) -> StoreResult<Option<(CustomerFacts, Vec<(Membership, GroupedSegment)>)>> {
-        // One connection, two statements: a calculation's customer reads in one go.
-        let mut conn = self.read.acquire().await.map_err(db)?;
-        let Some((seq, facts)) = promotions::facts_of(&mut conn, customer).await? else {
-            return Ok(None);
-        };
-        let rows = services::memberships_in(&mut conn, customer, seq, services, now).await?;
-        Ok(Some((facts, rows)))
+        promotions::profile(&self.read, customer, services, now).await
     }
 }

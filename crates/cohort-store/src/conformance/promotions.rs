@@ -4,7 +4,7 @@
 use cohort_core::promotion::record::{CodeGroupId, NewCodeGroup, NewStoredPromotion, PromotionCode};
 use cohort_core::*;
 
-use super::{activity, app, cid, name, new_customer, t};
+use super::{activity, add, app, cid, group, name, new_customer, segment, t};
 use crate::{OrderOutcome, OrderPlacement, Store, StoreError};
 
 fn new_promotion(label: &str, budget: Option<i64>) -> NewStoredPromotion {
@@ -253,13 +253,44 @@ pub async fn orders_redeem_codes_within_their_limits(store: &dyn Store) {
     assert_eq!((facts("c1").await.orders, facts("c3").await.orders), (1, 0));
     assert_eq!(facts("c1").await.attributes.len(), 1, "its attributes");
     assert_eq!(store.customer_facts(&cid("nobody")).await.unwrap(), None);
-    let standard = ServiceId::parse("id", "standard").unwrap();
+    let tier = group(store, "tier", true).await;
+    let (gold, silver) = (
+        segment(store, &tier, "gold").await,
+        segment(store, &tier, "silver").await,
+    );
+    let interests = group(store, "interests", false).await;
+    let ski = segment(store, &interests, "ski").await;
+    store
+        .change_segments(&cid("c2"), &add(&[&ski, &gold]), t(70))
+        .await
+        .unwrap();
+    let standard = ServiceId::standard();
     let (facts, held) = store
         .customer_profile(&cid("c2"), &[standard.clone()], t(70))
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((facts.orders, held.len()), (1, 0));
+    assert_eq!(facts.orders, 1);
+    let expected = store
+        .customer_service_segments(&cid("c2"), &[standard.clone()], t(70))
+        .await
+        .unwrap();
+    assert_eq!(held, expected, "read together as read alone");
+    let names: Vec<_> = held
+        .iter()
+        .map(|(_, g)| (g.group.reference.as_str(), g.segment.reference.as_str()))
+        .collect();
+    assert_eq!(names, [("tier", "gold"), ("interests", "ski")]);
+    assert!(held[0].1.group.exclusive && !held[1].1.group.exclusive);
+    assert_eq!(held[0].0.segment, gold.id);
+    assert_ne!(silver.id, gold.id);
+    let other = ServiceId::parse("id", "crm").unwrap();
+    let (_, none) = store
+        .customer_profile(&cid("c2"), &[other], t(70))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(none.is_empty(), "only the services asked for");
     assert!(
         store
             .customer_profile(&cid("nobody"), &[standard], t(70))
