@@ -264,15 +264,15 @@ pub async fn orders_redeem_codes_within_their_limits(store: &dyn Store) {
         .change_segments(&cid("c2"), &add(&[&ski, &gold]), t(70))
         .await
         .unwrap();
-    let standard = ServiceId::standard();
+    let standard = [ServiceId::standard()];
     let (facts, held) = store
-        .customer_profile(&cid("c2"), &[standard.clone()], t(70))
+        .customer_profile(&cid("c2"), &standard, t(70))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(facts.orders, 1);
     let expected = store
-        .customer_service_segments(&cid("c2"), &[standard.clone()], t(70))
+        .customer_service_segments(&cid("c2"), &standard, t(70))
         .await
         .unwrap();
     assert_eq!(held, expected, "read together as read alone");
@@ -293,7 +293,7 @@ pub async fn orders_redeem_codes_within_their_limits(store: &dyn Store) {
     assert!(none.is_empty(), "only the services asked for");
     assert!(
         store
-            .customer_profile(&cid("nobody"), &[standard], t(70))
+            .customer_profile(&cid("nobody"), &standard, t(70))
             .await
             .unwrap()
             .is_none()
