@@ -37,7 +37,7 @@ CREATE INDEX code_groups_by_promotion ON code_groups (promotion_id);
 
 -- Codes are unique across promotions (kept in upper case).
 CREATE TABLE promotion_codes (
-    code     TEXT PRIMARY KEY,
+    code     TEXT COLLATE "C" PRIMARY KEY,
     group_id BIGINT NOT NULL REFERENCES code_groups (id) ON DELETE CASCADE,
     used     BIGINT NOT NULL DEFAULT 0
 );
@@ -51,11 +51,12 @@ CREATE TABLE code_uses (
 );
 CREATE INDEX code_uses_by_customer ON code_uses (customer_seq);
 
--- Placed orders, for idempotent placing: the answer given is returned again.
+-- Placed orders, for idempotent placing: the answer given is returned again. A deleted
+-- customer's orders keep only their id, application, time and answer.
 CREATE TABLE orders (
     id             TEXT PRIMARY KEY,
     application_id TEXT NOT NULL,
-    customer_seq   BIGINT REFERENCES customers (seq) ON DELETE CASCADE,
+    customer_seq   BIGINT REFERENCES customers (seq) ON DELETE SET NULL,
     placed_at      BIGINT NOT NULL,
     answer         TEXT NOT NULL
 );

@@ -90,15 +90,21 @@ impl ApplicationStore for PostgresStore {
     }
 
     async fn delete_application(&self, id: &ApplicationId) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
         let done = sqlx::query("DELETE FROM applications WHERE id = $1")
             .bind(id.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(db)?;
         if done.rows_affected() == 0 {
             return Err(StoreError::not_found("application", id));
         }
-        Ok(())
+        // Its type priorities went with it: compiled catalogs must notice.
+        sqlx::query("UPDATE promotions_version SET version = version + 1")
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        tx.commit().await.map_err(db)
     }
 
     async fn list_applications(&self, filter: &NameFilter, page: PageRequest) -> StoreResult<Page<Application>> {

@@ -23,7 +23,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cohort_store::{Store, StoreError, StoreResult};
+use cohort_core::{CustomerId, Membership, ServiceId, Timestamp};
+use cohort_store::{CustomerFacts, GroupedSegment, Store, StoreError, StoreResult};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use error::db;
@@ -79,5 +80,14 @@ impl Store for PostgresStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(db)?;
         Ok(())
+    }
+
+    async fn customer_profile(
+        &self,
+        customer: &CustomerId,
+        services: &[ServiceId],
+        now: Timestamp,
+    ) -> StoreResult<Option<(CustomerFacts, Vec<(Membership, GroupedSegment)>)>> {
+        promotions::profile(&self.pool, customer, services, now).await
     }
 }

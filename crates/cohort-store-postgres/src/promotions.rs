@@ -7,11 +7,13 @@ use async_trait::async_trait;
 use cohort_core::promotion::record::{
     CodeGroup, CodeGroupId, FoundCode, NewCodeGroup, NewStoredPromotion, PromotionCode, StoredPromotion,
 };
-use cohort_core::{ActivityId, ApplicationId, CustomerId, Name, PromotionId, Timestamp};
-use cohort_store::codec::{amount_e4, decode_attributes, encode_attributes, encode_order, stored};
-use cohort_store::{CustomerFacts, OrderOutcome, OrderPlacement, PromotionStore, StoreError, StoreResult};
+use cohort_core::{ActivityId, ApplicationId, CustomerId, Membership, Name, PromotionId, ServiceId, Timestamp};
+use cohort_store::codec::{amount_e4, decode_attributes, decode_memberships, encode_attributes, encode_order, stored};
+use cohort_store::{
+    CustomerFacts, GroupedSegment, OrderOutcome, OrderPlacement, PromotionStore, StoreError, StoreResult,
+};
 use sqlx::postgres::PgRow;
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::{PgPool, Postgres, Row, Transaction};
 
 use crate::PostgresStore;
 use crate::error::db;
@@ -83,6 +85,46 @@ async fn bump_version(tx: &mut Transaction<'static, Postgres>) -> StoreResult<()
     Ok(())
 }
 
+/// A customer's facts and live memberships in the services' stored segments as one
+/// row (the memberships as one JSON array): one round trip for a calculation.
+pub(crate) async fn profile(
+    pool: &PgPool,
+    customer: &CustomerId,
+    services: &[ServiceId],
+    now: Timestamp,
+) -> StoreResult<Option<(CustomerFacts, Vec<(Membership, GroupedSegment)>)>> {
+    let row: Option<(String, i64, String)> = sqlx::query_as(
+        "SELECT c.attributes::text,
+                (SELECT count(*) FROM activities a WHERE a.customer_seq = c.seq AND a.type = 'order'),
+                (SELECT COALESCE(json_agg(json_build_array(
+                     m.segment_id, m.source, m.assigned_at, m.application_counter, m.expires_at,
+                     s.group_id, s.name, s.reference, s.calculated::int,
+                     g.service, g.name, g.reference, g.calculated::int, g.exclusive::int)), '[]')::text
+                 FROM memberships m JOIN segments s ON s.id = m.segment_id JOIN segment_groups g ON g.id = s.group_id
+                 WHERE m.customer_seq = c.seq AND (m.expires_at IS NULL OR m.expires_at > $2)
+                   AND g.service = ANY($3))
+         FROM customers c WHERE c.id = $1",
+    )
+    .bind(customer.as_str())
+    .bind(now.unix_micros())
+    .bind(services.iter().map(ServiceId::as_str).collect::<Vec<_>>())
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?;
+    let Some((attributes, orders, memberships)) = row else {
+        return Ok(None);
+    };
+    let facts = CustomerFacts {
+        attributes: decode_attributes(&attributes)?,
+        orders: count(Some(orders)).unwrap_or(0),
+    };
+    let mut held = decode_memberships(customer, &memberships)?;
+    held.sort_by(|(_, a), (_, b)| {
+        (&a.group.service, a.group.id, a.segment.id).cmp(&(&b.group.service, b.group.id, b.segment.id))
+    });
+    Ok(Some((facts, held)))
+}
+
 #[async_trait]
 impl PromotionStore for PostgresStore {
     async fn create_promotion(&self, promotion: &NewStoredPromotion, now: Timestamp) -> StoreResult<StoredPromotion> {
@@ -147,6 +189,16 @@ impl PromotionStore for PostgresStore {
 
     async fn delete_promotion(&self, id: PromotionId) -> StoreResult<()> {
         let mut tx = self.pool.begin().await.map_err(db)?;
+        // Orders lock codes, then promotions: so does this, or the cascade (promotion,
+        // then codes) could deadlock with an order.
+        sqlx::query(
+            "SELECT 1 FROM promotion_codes c JOIN code_groups g ON g.id = c.group_id
+             WHERE g.promotion_id = $1 ORDER BY c.code FOR UPDATE OF c",
+        )
+        .bind(id.get())
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
         let done = sqlx::query("DELETE FROM promotions WHERE id = $1")
             .bind(id.get())
             .execute(&mut *tx)
@@ -360,7 +412,7 @@ impl PromotionStore for PostgresStore {
         let customer_seq: Option<i64> = match &order.customer {
             None => None,
             Some(customer) => Some(
-                sqlx::query_scalar("SELECT seq FROM customers WHERE id = $1")
+                sqlx::query_scalar("SELECT seq FROM customers WHERE id = $1 FOR UPDATE")
                     .bind(customer.as_str())
                     .fetch_optional(&mut *tx)
                     .await
@@ -387,6 +439,17 @@ impl PromotionStore for PostgresStore {
                 .await
                 .map_err(db)?;
             return Ok(OrderOutcome::AlreadyPlaced { answer });
+        }
+        if let (Some(seen), Some(seq)) = (order.orders_seen, customer_seq) {
+            let orders: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM activities WHERE customer_seq = $1 AND type = 'order'")
+                    .bind(seq)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            if orders != i64::from(seen) {
+                return Ok(OrderOutcome::CustomerOrdered);
+            }
         }
         let mut codes: Vec<&PromotionCode> = order.redemptions.iter().collect();
         codes.sort();
@@ -454,7 +517,13 @@ impl PromotionStore for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-            if recorded.rows_affected() > 0 {
+            if recorded.rows_affected() == 0 {
+                return Err(StoreError::conflict(
+                    "id",
+                    format!("an activity with id {} exists already", activity.id),
+                ));
+            }
+            {
                 sqlx::query(
                     "INSERT INTO segment_build_queue (customer_seq, queued_at) VALUES ($1, $2)
                      ON CONFLICT (customer_seq) DO UPDATE SET version = segment_build_queue.version + 1",

@@ -51,11 +51,12 @@ CREATE TABLE code_uses (
 ) WITHOUT ROWID;
 CREATE INDEX code_uses_by_customer ON code_uses (customer_seq);
 
--- Placed orders, for idempotent placing: the answer given is returned again.
+-- Placed orders, for idempotent placing: the answer given is returned again. A deleted
+-- customer's orders keep only their id, application, time and answer.
 CREATE TABLE orders (
     id             TEXT PRIMARY KEY,
     application_id TEXT NOT NULL,
-    customer_seq   INTEGER REFERENCES customers (seq) ON DELETE CASCADE,
+    customer_seq   INTEGER REFERENCES customers (seq) ON DELETE SET NULL,
     placed_at      INTEGER NOT NULL,
     answer         TEXT NOT NULL
 ) WITHOUT ROWID;

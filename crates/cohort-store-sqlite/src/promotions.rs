@@ -5,11 +5,8 @@ use async_trait::async_trait;
 use cohort_core::promotion::record::{
     CodeGroup, CodeGroupId, FoundCode, NewCodeGroup, NewStoredPromotion, PromotionCode, StoredPromotion,
 };
-use cohort_core::{
-    ActivityId, ApplicationId, CustomerId, Membership, Name, PromotionId, ReferenceKey, Segment, SegmentGroup,
-    SegmentGroupId, SegmentId, ServiceId, Timestamp,
-};
-use cohort_store::codec::{amount_e4, decode_attributes, decode_source, encode_attributes, encode_order, stored};
+use cohort_core::{ActivityId, ApplicationId, CustomerId, Membership, Name, PromotionId, ServiceId, Timestamp};
+use cohort_store::codec::{amount_e4, decode_attributes, decode_memberships, encode_attributes, encode_order, stored};
 use cohort_store::{
     CustomerFacts, GroupedSegment, OrderOutcome, OrderPlacement, PromotionStore, StoreError, StoreResult,
 };
@@ -146,83 +143,11 @@ pub(crate) async fn profile(
         attributes: decode_attributes(&attributes)?,
         orders: count(Some(orders)).unwrap_or(0),
     };
-    let rows: Vec<MembershipRow> = serde_json::from_str(&memberships)
-        .map_err(|e| StoreError::Backend(format!("memberships of {customer}: {e}")))?;
-    let mut held = rows
-        .into_iter()
-        .map(|r| r.decode(customer))
-        .collect::<StoreResult<Vec<_>>>()?;
+    let mut held = decode_memberships(customer, &memberships)?;
     held.sort_by(|(_, a), (_, b)| {
         (&a.group.service, a.group.id, a.segment.id).cmp(&(&b.group.service, b.group.id, b.segment.id))
     });
     Ok(Some((facts, held)))
-}
-
-/// One membership with its segment and group, as `profile` reads it (SQLite's
-/// booleans are 0 and 1).
-#[derive(serde::Deserialize)]
-struct MembershipRow(
-    i64,
-    String,
-    i64,
-    i64,
-    Option<i64>,
-    i64,
-    String,
-    String,
-    i64,
-    String,
-    String,
-    String,
-    i64,
-    i64,
-);
-
-impl MembershipRow {
-    fn decode(self, customer: &CustomerId) -> StoreResult<(Membership, GroupedSegment)> {
-        let Self(
-            segment,
-            source,
-            assigned_at,
-            counter,
-            expires_at,
-            group,
-            name,
-            reference,
-            calculated,
-            service,
-            group_name,
-            group_reference,
-            group_calculated,
-            exclusive,
-        ) = self;
-        let membership = Membership {
-            customer: customer.clone(),
-            segment: SegmentId::new(segment),
-            source: decode_source(&source)?,
-            assigned_at: Timestamp::from_unix_micros(assigned_at),
-            application_counter: u32::try_from(counter).unwrap_or(u32::MAX),
-            expires_at: expires_at.map(Timestamp::from_unix_micros),
-        };
-        let grouped = GroupedSegment {
-            segment: Segment {
-                id: SegmentId::new(segment),
-                group: SegmentGroupId::new(group),
-                name: stored(Name::parse("name", &name))?,
-                reference: stored(ReferenceKey::parse("reference", &reference))?,
-                calculated: calculated != 0,
-            },
-            group: SegmentGroup {
-                id: SegmentGroupId::new(group),
-                service: stored(ServiceId::parse("service", &service))?,
-                name: stored(Name::parse("name", &group_name))?,
-                reference: stored(ReferenceKey::parse("reference", &group_reference))?,
-                calculated: group_calculated != 0,
-                exclusive: exclusive != 0,
-            },
-        };
-        Ok((membership, grouped))
-    }
 }
 
 #[async_trait]
@@ -516,6 +441,17 @@ impl PromotionStore for SqliteStore {
                 .map_err(db)?;
             return Ok(OrderOutcome::AlreadyPlaced { answer });
         }
+        if let (Some(seen), Some(seq)) = (order.orders_seen, customer_seq) {
+            let orders: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM activities WHERE customer_seq = $1 AND type = 'order'")
+                    .bind(seq)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            if orders != i64::from(seen) {
+                return Ok(OrderOutcome::CustomerOrdered);
+            }
+        }
         let mut codes: Vec<&PromotionCode> = order.redemptions.iter().collect();
         codes.sort();
         for code in codes {
@@ -583,7 +519,13 @@ impl PromotionStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
-            if recorded.rows_affected() > 0 {
+            if recorded.rows_affected() == 0 {
+                return Err(StoreError::conflict(
+                    "id",
+                    format!("an activity with id {} exists already", activity.id),
+                ));
+            }
+            {
                 sqlx::query(
                     "INSERT INTO segment_build_queue (customer_seq, queued_at) VALUES ($1, $2)
                      ON CONFLICT (customer_seq) DO UPDATE SET version = segment_build_queue.version + 1",

@@ -4,12 +4,13 @@
 //! as dates); scope lists as space-separated text; origin lists as JSON arrays.
 
 use cohort_core::{
-    AttributeName, AttributeValue, Attributes, Currency, Decimal, HttpSettings, KeyScope, MembershipSource, Order,
-    OrderItem, Origin, ServiceKind,
+    AttributeName, AttributeValue, Attributes, Currency, CustomerId, Decimal, HttpSettings, KeyScope, Membership,
+    MembershipSource, Name, Order, OrderItem, Origin, ReferenceKey, Segment, SegmentGroup, SegmentGroupId, SegmentId,
+    ServiceId, ServiceKind, Timestamp,
 };
 use serde_json::{Map, Number, Value};
 
-use crate::StoreError;
+use crate::{GroupedSegment, StoreError, StoreResult};
 
 pub fn attribute_to_json(value: &AttributeValue) -> Value {
     match value {
@@ -243,5 +244,82 @@ mod tests {
     fn scopes_round_trip_through_text() {
         let scopes = decode_scopes("admin public:shop").unwrap();
         assert_eq!(encode_scopes(&scopes), "admin public:shop");
+    }
+}
+
+/// Memberships read with their segment and group as one JSON array of
+/// `[segment_id, source, assigned_at, application_counter, expires_at, group_id,
+/// segment name, segment reference, segment calculated, service, group name, group
+/// reference, group calculated, group exclusive]` (booleans as 0 or 1), in the order
+/// read.
+pub fn decode_memberships(customer: &CustomerId, json: &str) -> Result<Vec<(Membership, GroupedSegment)>, StoreError> {
+    let rows: Vec<MembershipRow> =
+        serde_json::from_str(json).map_err(|e| StoreError::Backend(format!("memberships of {customer}: {e}")))?;
+    rows.into_iter().map(|r| r.decode(customer)).collect()
+}
+
+/// One element of `decode_memberships`.
+#[derive(serde::Deserialize)]
+struct MembershipRow(
+    i64,
+    String,
+    i64,
+    i64,
+    Option<i64>,
+    i64,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+);
+
+impl MembershipRow {
+    fn decode(self, customer: &CustomerId) -> StoreResult<(Membership, GroupedSegment)> {
+        let Self(
+            segment,
+            source,
+            assigned_at,
+            counter,
+            expires_at,
+            group,
+            name,
+            reference,
+            calculated,
+            service,
+            group_name,
+            group_reference,
+            group_calculated,
+            exclusive,
+        ) = self;
+        let membership = Membership {
+            customer: customer.clone(),
+            segment: SegmentId::new(segment),
+            source: decode_source(&source)?,
+            assigned_at: Timestamp::from_unix_micros(assigned_at),
+            application_counter: u32::try_from(counter).unwrap_or(u32::MAX),
+            expires_at: expires_at.map(Timestamp::from_unix_micros),
+        };
+        let grouped = GroupedSegment {
+            segment: Segment {
+                id: SegmentId::new(segment),
+                group: SegmentGroupId::new(group),
+                name: stored(Name::parse("name", &name))?,
+                reference: stored(ReferenceKey::parse("reference", &reference))?,
+                calculated: calculated != 0,
+            },
+            group: SegmentGroup {
+                id: SegmentGroupId::new(group),
+                service: stored(ServiceId::parse("service", &service))?,
+                name: stored(Name::parse("name", &group_name))?,
+                reference: stored(ReferenceKey::parse("reference", &group_reference))?,
+                calculated: group_calculated != 0,
+                exclusive: exclusive != 0,
+            },
+        };
+        Ok((membership, grouped))
     }
 }

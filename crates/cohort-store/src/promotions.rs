@@ -33,6 +33,9 @@ pub struct OrderPlacement {
     pub spending: Vec<(PromotionId, i64)>,
     /// The `order` activity (for a known customer).
     pub activity: Option<Activity>,
+    /// The customer's order count the calculation saw (first-order conditions): if
+    /// another order of the customer was placed meanwhile, nothing is written.
+    pub orders_seen: Option<u32>,
     /// The answer given to the client, returned again when the order is placed again.
     pub answer: String,
 }
@@ -58,6 +61,8 @@ pub enum OrderOutcome {
     BudgetExceeded {
         promotion: PromotionId,
     },
+    /// Another order of the customer was placed since the calculation.
+    CustomerOrdered,
 }
 
 #[async_trait]
@@ -114,8 +119,9 @@ pub trait PromotionStore: Send + Sync + 'static {
     async fn customer_facts(&self, customer: &CustomerId) -> StoreResult<Option<CustomerFacts>>;
     /// Places an order in one transaction: each code's use counted within its limits,
     /// each budget spent within its size, the order activity recorded (its customer
-    /// queued for segment building). The customer of the activity must exist
-    /// (`customer`, dangling).
+    /// queued for segment building). The customer must exist (`customer`, dangling), and
+    /// no other activity may have the order's id (`id`, conflict). Orders of one customer
+    /// are placed one at a time.
     async fn place_order(&self, order: &OrderPlacement) -> StoreResult<OrderOutcome>;
     /// The answer given when the order with this id was placed.
     async fn order_answer(&self, id: &ActivityId) -> StoreResult<Option<String>>;

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use cohort_core::promotion::record::{CodeGroup, NewStoredPromotion, PromotionCode, StoredPromotion};
 use cohort_core::{
     Activity, ActivityId, ActivityType, ApplicationId, AttributeName, AttributeValue, Attributes, Basket, CustomerId,
-    Decimal, Invalid, Order, Promotion, PromotionId, PromotionTarget, QualifiedSegment, ServiceId, Timestamp,
-    TypePriorities,
+    Decimal, Invalid, Order, Promotion, PromotionCondition, PromotionId, PromotionTarget, QualifiedSegment, ServiceId,
+    Timestamp, Tree, TypePriorities,
 };
 use cohort_engine::promotion::{
     Availability, Calculation, Catalog, CodeState, CodeUse, Context, EnteredCode, ProductQuery, calculate,
@@ -42,6 +42,9 @@ pub struct Loaded {
     pub catalog: Catalog,
     /// The minor-unit digits of each promotion with a budget (its currency's).
     budgets: HashMap<PromotionId, u32>,
+    /// Some promotion has a first-order condition: an order's calculation then depends on
+    /// the customer's order count.
+    first_order: bool,
     availability: Mutex<HashMap<ApplicationId, (Timestamp, Arc<Availability>)>>,
 }
 
@@ -59,6 +62,8 @@ pub struct Quote {
     pub calculation: Calculation,
     /// Services active in the application that did not answer.
     pub unanswered: Vec<ServiceId>,
+    /// The customer's order count it saw (`None`: anonymous or unknown customer).
+    pub orders: Option<u32>,
     pub loaded: Arc<Loaded>,
 }
 
@@ -146,11 +151,13 @@ impl Promotions {
             .filter(|p| p.budget.is_some())
             .filter_map(|p| p.currency.map(|c| (p.id, c.minor_unit_digits())))
             .collect();
+        let first_order = promotions.iter().any(|p| has_first_order(&p.conditions));
         let catalog = Catalog::compile(promotions, &priorities).map_err(StoreError::Invalid)?;
         let loaded = Arc::new(Loaded {
             version,
             catalog,
             budgets,
+            first_order,
             availability: Mutex::new(HashMap::new()),
         });
         *self.loaded.write().expect("catalog lock") = Some(loaded.clone());
@@ -276,6 +283,12 @@ impl Promotions {
                     return Err(StoreError::conflict("code", detail));
                 }
                 Err(StoreError::Conflict { .. }) if attempts < 3 => continue,
+                Err(StoreError::Conflict { .. }) => {
+                    return Err(StoreError::conflict(
+                        "pattern",
+                        "codes drawn from this pattern kept colliding with existing ones: use a longer pattern",
+                    ));
+                }
                 other => return other,
             }
         }
@@ -290,13 +303,17 @@ impl Promotions {
             return Ok(known.clone());
         }
         let provided = self.segments.available_segments(app).await?;
+        let complete = provided.unanswered.is_empty();
         let set: HashSet<QualifiedSegment> = provided.segments.into_iter().map(|s| s.qualified).collect();
         let computed = Arc::new(loaded.catalog.availability(&set));
-        loaded
-            .availability
-            .lock()
-            .expect("lock")
-            .insert(app.clone(), (now, computed.clone()));
+        // Kept only when every service answered: a silent one is asked again next time.
+        if complete {
+            loaded
+                .availability
+                .lock()
+                .expect("lock")
+                .insert(app.clone(), (now, computed.clone()));
+        }
         Ok(computed)
     }
 
@@ -342,6 +359,7 @@ impl Promotions {
         Ok(Quote {
             calculation,
             unanswered,
+            orders: facts.as_ref().map(|f| f.orders),
             loaded,
         })
     }
@@ -435,7 +453,12 @@ impl Promotions {
                         again: true,
                     });
                 }
-                taken => tracing::debug!(order = %id, ?taken, "recalculating an order"),
+                taken => {
+                    // A code or budget was taken, or a promotion changed elsewhere: look at
+                    // the store's version again before recalculating.
+                    tracing::debug!(order = %id, ?taken, "recalculating an order");
+                    *self.checked_at.lock().expect("lock") = Timestamp::from_unix_micros(i64::MIN);
+                }
             }
         }
         Err(StoreError::conflict(
@@ -498,6 +521,7 @@ impl Promotions {
             redemptions,
             spending,
             activity,
+            orders_seen: quote.loaded.first_order.then_some(quote.orders).flatten(),
             answer,
         })
     }
@@ -544,6 +568,14 @@ impl Promotions {
                 Some((id, Decimal::new(spent, digits)))
             })
             .collect())
+    }
+}
+
+fn has_first_order(tree: &Tree<PromotionCondition>) -> bool {
+    match tree {
+        Tree::All(items) | Tree::Any(items) => items.iter().any(has_first_order),
+        Tree::Not(inner) => has_first_order(inner),
+        Tree::Leaf(leaf) => matches!(leaf, PromotionCondition::FirstOrder(_)),
     }
 }
 

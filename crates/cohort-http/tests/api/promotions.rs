@@ -473,3 +473,36 @@ async fn a_product_page_lists_the_promotions_that_can_apply() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn of_two_simultaneous_first_orders_only_one_is_a_first_order() {
+    let app = spawn_app().await;
+    shop(&app).await;
+    let welcome = app
+        .create(
+            "/v1/promotions",
+            json!({"name": "Welcome", "applications": ["shop"], "currency": "EUR", "target": "everyone",
+                   "conditions": {"first_order": true},
+                   "discount": {"kind": "order_amount_off", "amount": "5.00"}}),
+        )
+        .await;
+    let orders = ["f-1", "f-2"].map(|id| {
+        let mut order = basket(Some("C-2"), &[]);
+        order["id"] = json!(id);
+        app.request(Method::POST, "/v1/applications/shop/orders", &app.ingest)
+            .json(&order)
+            .send()
+    });
+    let mut welcomed = 0;
+    for answer in futures::future::join_all(orders).await {
+        let answer = answer.unwrap();
+        assert_eq!(answer.status(), 201);
+        let body: Value = answer.json().await.unwrap();
+        if applied(&body) == [welcome["id"].as_i64().unwrap()] {
+            welcomed += 1;
+        } else {
+            assert_eq!(reason(&body, &welcome["id"]), "condition", "{body}");
+        }
+    }
+    assert_eq!(welcomed, 1);
+}

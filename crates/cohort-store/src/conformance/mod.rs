@@ -74,6 +74,7 @@ macro_rules! conformance_suite {
             orders_redeem_codes_within_their_limits,
             orders_spend_budgets_without_going_over,
             concurrent_orders_never_redeem_a_code_beyond_its_limit,
+            orders_are_placed_against_what_their_calculation_saw,
         );
     };
     (@each $fresh:path, $attrs:tt $name:ident $(, $rest:ident)* $(,)?) => {

@@ -43,6 +43,7 @@ fn order(id: &str, customer: Option<&str>, redeemed: &[&str], spending: &[(Promo
         redemptions: codes(redeemed),
         spending: spending.to_vec(),
         activity: customer.map(|c| activity(id, c, "order", 50)),
+        orders_seen: None,
         answer: format!(r#"{{"order":"{id}"}}"#),
     }
 }
@@ -377,19 +378,37 @@ pub async fn orders_spend_budgets_without_going_over(store: &dyn Store) {
     assert_eq!(replaced.spent, 1_000, "replacing keeps what was spent");
 }
 
-/// 100 orders at once, one code good for 10 uses: exactly 10 redeem it.
+/// 100 orders at once, one code good for 10 uses: exactly 10 redeem it. With a budget
+/// for 8 of them, only 8 are placed: the code's other uses stay unredeemed.
 pub async fn concurrent_orders_never_redeem_a_code_beyond_its_limit(store: &dyn Store) {
     store.create_customer(&new_customer("c1"), t(0)).await.unwrap();
+    store.create_customer(&new_customer("c2"), t(0)).await.unwrap();
     let ski = store
-        .create_promotion(&new_promotion("Ski", Some(1_000)), t(1))
+        .create_promotion(&new_promotion("Ski", Some(10_000)), t(1))
+        .await
+        .unwrap();
+    let tight = store
+        .create_promotion(&new_promotion("Tight", Some(250)), t(1))
         .await
         .unwrap();
     store
-        .create_code_group(&group_of(ski.id, Some(10), None), &codes(&["TEN"]), t(2))
+        .create_code_group(&group_of(ski.id, Some(10), None), &codes(&["TEN", "ZED"]), t(2))
         .await
         .unwrap();
+    store
+        .create_code_group(&group_of(tight.id, Some(10), None), &codes(&["EIGHT"]), t(2))
+        .await
+        .unwrap();
+    // Two codes redeemed in opposite orders by alternating customers.
     let orders: Vec<_> = (0..100)
-        .map(|i| order(&format!("o{i}"), Some("c1"), &["TEN"], &[(ski.id, 30)]))
+        .map(|i| {
+            let (customer, redeemed) = if i % 2 == 0 {
+                ("c1", ["TEN", "ZED"])
+            } else {
+                ("c2", ["ZED", "TEN"])
+            };
+            order(&format!("o{i}"), Some(customer), &redeemed, &[(ski.id, 30)])
+        })
         .collect();
     let outcomes = futures::future::join_all(orders.iter().map(|o| store.place_order(o))).await;
     let placed = outcomes
@@ -401,7 +420,92 @@ pub async fn concurrent_orders_never_redeem_a_code_beyond_its_limit(store: &dyn 
         .filter(|o| matches!(o, Ok(OrderOutcome::CodeUsedUp { .. })))
         .count();
     assert_eq!((placed, refused), (10, 90), "{outcomes:?}");
-    assert_eq!(uses(store, "TEN", None).await.0, 10);
-    assert_eq!(store.budgets_spent().await.unwrap(), [(ski.id, 300)]);
-    assert_eq!(store.customer_facts(&cid("c1")).await.unwrap().unwrap().orders, 10);
+    assert_eq!(
+        (uses(store, "TEN", None).await.0, uses(store, "ZED", None).await.0),
+        (10, 10)
+    );
+    let orders_of = |c: &'static str| async move { store.customer_facts(&cid(c)).await.unwrap().unwrap().orders };
+    assert_eq!(orders_of("c1").await + orders_of("c2").await, 10);
+
+    let budgeted: Vec<_> = (0..30)
+        .map(|i| order(&format!("b{i}"), Some("c1"), &["EIGHT"], &[(tight.id, 30)]))
+        .collect();
+    let outcomes = futures::future::join_all(budgeted.iter().map(|o| store.place_order(o))).await;
+    let placed = outcomes
+        .iter()
+        .filter(|o| matches!(o, Ok(OrderOutcome::Placed)))
+        .count();
+    assert_eq!(placed, 8, "250 spends 30 eight times: {outcomes:?}");
+    assert_eq!(uses(store, "EIGHT", None).await.0, 8, "refused orders redeem nothing");
+    let spent: Vec<_> = store.budgets_spent().await.unwrap();
+    assert_eq!(spent, [(ski.id, 300), (tight.id, 240)]);
+
+    // The same order twice at once: placed once, the other gets its answer.
+    let twice = [order("dup", Some("c2"), &[], &[]), order("dup", Some("c2"), &[], &[])];
+    let outcomes = futures::future::join_all(twice.iter().map(|o| store.place_order(o))).await;
+    let mut kinds: Vec<_> = outcomes
+        .iter()
+        .map(|o| match o {
+            Ok(OrderOutcome::Placed) => "placed",
+            Ok(OrderOutcome::AlreadyPlaced { .. }) => "again",
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, ["again", "placed"]);
+}
+
+/// An order counts on the customer's order count it was calculated with, its id is
+/// not another activity's, and it outlives its customer.
+pub async fn orders_are_placed_against_what_their_calculation_saw(store: &dyn Store) {
+    store.create_customer(&new_customer("c1"), t(0)).await.unwrap();
+    let mut first = order("o1", Some("c1"), &[], &[]);
+    first.orders_seen = Some(0);
+    assert_eq!(store.place_order(&first).await.unwrap(), OrderOutcome::Placed);
+    let mut second = order("o2", Some("c1"), &[], &[]);
+    second.orders_seen = Some(0);
+    assert_eq!(
+        store.place_order(&second).await.unwrap(),
+        OrderOutcome::CustomerOrdered,
+        "a first order was placed meanwhile"
+    );
+    assert_eq!(
+        store
+            .order_answer(&ActivityId::parse("id", "o2").unwrap())
+            .await
+            .unwrap(),
+        None
+    );
+    second.orders_seen = Some(1);
+    assert_eq!(store.place_order(&second).await.unwrap(), OrderOutcome::Placed);
+
+    store
+        .record_activities(&[activity("a-1", "c1", "login", 60)], t(60))
+        .await
+        .unwrap();
+    let taken = store
+        .place_order(&order("a-1", Some("c1"), &[], &[]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&taken, StoreError::Conflict { field, .. } if field == "id"),
+        "{taken:?}"
+    );
+    assert_eq!(
+        store
+            .order_answer(&ActivityId::parse("id", "a-1").unwrap())
+            .await
+            .unwrap(),
+        None
+    );
+
+    store.delete_customer(&cid("c1"), t(70)).await.unwrap();
+    store.create_customer(&new_customer("c1"), t(71)).await.unwrap();
+    assert!(
+        matches!(
+            store.place_order(&first).await.unwrap(),
+            OrderOutcome::AlreadyPlaced { .. }
+        ),
+        "an order outlives its customer: placing it again places nothing"
+    );
 }
