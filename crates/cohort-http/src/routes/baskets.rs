@@ -154,7 +154,7 @@ fn basket_request(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LineDiscountBody {
     pub promotion: i64,
-    pub kind: String,
+    pub kind: &'static str,
     pub amount: String,
 }
 
@@ -194,7 +194,7 @@ pub struct AppliedBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NotAppliedBody {
     pub promotion: i64,
-    pub reason: String,
+    pub reason: &'static str,
     /// With `"explain": "full"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -211,7 +211,7 @@ pub struct CodeBody {
     pub code: String,
     /// `applied`, `unknown`, `expired`, `used_up`, `used_up_by_customer`,
     /// `needs_customer` or `not_applicable`.
-    pub status: String,
+    pub status: &'static str,
 }
 
 /// A calculated basket. Money is decimal strings rounded to the currency's minor unit.
@@ -284,7 +284,7 @@ fn calculation_body(quote: &Quote, order: Option<&ActivityId>, explain: Explain)
                     .discounts_of(i)
                     .map(|d| LineDiscountBody {
                         promotion: d.promotion.get(),
-                        kind: d.kind.as_str().to_owned(),
+                        kind: d.kind.as_str(),
                         amount: d.amount.to_string(),
                     })
                     .collect(),
@@ -323,7 +323,7 @@ fn calculation_body(quote: &Quote, order: Option<&ActivityId>, explain: Explain)
             .take(if explain == Explain::None { 0 } else { usize::MAX })
             .map(|n| NotAppliedBody {
                 promotion: n.promotion.get(),
-                reason: n.reason.code().to_owned(),
+                reason: n.reason.code(),
                 name: full.then(|| name_of(quote, n.promotion)),
                 detail: full.then(|| n.reason.to_string()),
                 subject: subject(&n.reason),
@@ -334,7 +334,7 @@ fn calculation_body(quote: &Quote, order: Option<&ActivityId>, explain: Explain)
             .iter()
             .map(|r| CodeBody {
                 code: r.code.clone(),
-                status: r.status.code().to_owned(),
+                status: r.status.code(),
             })
             .collect(),
         unanswered_services: quote.unanswered.iter().map(ToString::to_string).collect(),
