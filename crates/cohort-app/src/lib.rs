@@ -18,6 +18,7 @@ mod open;
 pub mod promotions;
 pub mod provider;
 pub mod schedule;
+pub mod targeting;
 
 use std::sync::Arc;
 

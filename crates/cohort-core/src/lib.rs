@@ -22,6 +22,7 @@ pub mod segment;
 pub mod segment_builder;
 pub mod service;
 pub mod target_group;
+pub mod targeting;
 pub mod timestamp;
 pub mod tree;
 

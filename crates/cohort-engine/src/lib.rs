@@ -14,6 +14,7 @@ pub mod builder;
 pub mod condition;
 pub mod promotion;
 pub mod rfm;
+pub mod targeting;
 pub use cohort_core::tree;
 
 pub use builder::{AgeRange, BuilderSpec, CompiledBuilder, ConditionalSegment, MAX_SEGMENTS, MAX_TREE_DEPTH, Profile};
