@@ -26,6 +26,6 @@ pub use calculate::calculate;
 pub use calculation::{Applied, CalculatedLine, Calculation, CodeResult, GiftLine, LineDiscount, NotApplied};
 pub use catalog::{Availability, Catalog};
 pub use context::{CodeProblem, CodeState, CodeUse, Context, EnteredCode};
-pub(crate) use hash::FastHasher;
+pub(crate) use hash::{FastHasher, FastMap};
 pub use lookup::{ProductOffer, ProductQuery, product_promotions};
 pub use reasons::{CodeStatus, Reason};

@@ -1,13 +1,16 @@
-//! Targeting rules compiled once when saved: regular expressions built, identical
-//! patterns shared (each evaluated at most once per request), active rules sorted by
-//! priority, target group thresholds and links looked up by id.
+//! Targeting rules compiled once when saved: regular expressions checked, and all URL
+//! patterns (and all referrer patterns) built into one `RegexSet` each, so a request's
+//! URL is scanned once for every pattern, on the first condition that needs it; active
+//! rules sorted by priority; target group thresholds and links looked up by id.
 
 use std::collections::HashMap;
 
 use cohort_core::targeting::{SearchEngine, TargetingAction, TargetingCondition, TargetingRule};
 use cohort_core::tree::Tree;
 use cohort_core::{Invalid, SegmentId, TargetGroupId};
-use regex::Regex;
+use regex::RegexSet;
+
+use crate::promotion::FastMap;
 
 use cohort_core::targeting::{CountTest, Platform, RuleId, Scope};
 
@@ -21,11 +24,21 @@ pub struct GroupInfo {
     pub linked_segment: Option<SegmentId>,
 }
 
-/// A condition with its pattern compiled.
+/// A leaf of a compiled tree: a condition that depends on the request only, shared by
+/// every rule that has it and evaluated at most once per request (`Memo`, an index into
+/// `Targeting::shared`), or one that reads state earlier rules may change (`Direct`).
 #[derive(Debug, Clone)]
+pub(crate) enum Node {
+    Memo(usize),
+    Direct(Leaf),
+}
+
+/// A condition with its pattern compiled.
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Leaf {
-    /// Index into the shared patterns.
+    /// Index into the URL patterns.
     Url(usize),
+    /// Index into the referrer patterns.
     Referrer(usize),
     SearchEngine(SearchEngine),
     Browser(String),
@@ -55,7 +68,7 @@ pub(crate) enum Leaf {
 pub(crate) struct CompiledRule {
     pub id: RuleId,
     pub scope: Scope,
-    pub conditions: Tree<Leaf>,
+    pub conditions: Tree<Node>,
     pub actions: Vec<TargetingAction>,
 }
 
@@ -63,8 +76,11 @@ pub(crate) struct CompiledRule {
 #[derive(Debug, Clone)]
 pub struct Targeting {
     pub(crate) rules: Vec<CompiledRule>,
-    pub(crate) patterns: Vec<Regex>,
-    pub(crate) groups: HashMap<TargetGroupId, GroupInfo>,
+    /// The distinct conditions that depend on the request only.
+    pub(crate) shared: Vec<Leaf>,
+    pub(crate) urls: RegexSet,
+    pub(crate) referrers: RegexSet,
+    pub(crate) groups: FastMap<TargetGroupId, GroupInfo>,
     /// Idle time after which a visitor's session ends.
     pub(crate) session_timeout_micros: i64,
 }
@@ -80,7 +96,7 @@ impl Targeting {
         groups: HashMap<TargetGroupId, GroupInfo>,
         session_timeout_micros: i64,
     ) -> Result<Self, Invalid> {
-        let mut patterns: Vec<Regex> = Vec::new();
+        let mut patterns = Patterns::default();
         let mut compiled = Vec::new();
         for (i, rule) in rules.into_iter().enumerate() {
             let rule = rule.checked().map_err(|e| e.within(&format!("[{i}]")))?;
@@ -99,10 +115,18 @@ impl Targeting {
             }
         }
         compiled.sort_by_key(|(priority, rule)| (*priority, rule.id));
+        let set = |sources: &[String]| {
+            regex::RegexSetBuilder::new(sources)
+                .size_limit(1 << 24)
+                .build()
+                .map_err(|e| Invalid::new("conditions", format!("the patterns together are too large: {e}")))
+        };
         Ok(Self {
             rules: compiled.into_iter().map(|(_, r)| r).collect(),
-            patterns,
-            groups,
+            urls: set(&patterns.urls)?,
+            shared: patterns.shared,
+            referrers: set(&patterns.referrers)?,
+            groups: groups.into_iter().collect(),
             session_timeout_micros,
         })
     }
@@ -119,12 +143,12 @@ impl Targeting {
 
 /// Checks one rule's regular expressions (for saving a single rule).
 pub fn check_patterns(rule: &TargetingRule) -> Result<(), Invalid> {
-    compile_tree(&rule.conditions, &mut Vec::new())
+    compile_tree(&rule.conditions, &mut Patterns::default())
         .map(|_| ())
         .map_err(|reason| Invalid::new("conditions", reason))
 }
 
-fn compile_tree(tree: &Tree<TargetingCondition>, patterns: &mut Vec<Regex>) -> Result<Tree<Leaf>, String> {
+fn compile_tree(tree: &Tree<TargetingCondition>, patterns: &mut Patterns) -> Result<Tree<Node>, String> {
     Ok(match tree {
         Tree::All(items) => Tree::All(
             items
@@ -139,27 +163,46 @@ fn compile_tree(tree: &Tree<TargetingCondition>, patterns: &mut Vec<Regex>) -> R
                 .collect::<Result<_, _>>()?,
         ),
         Tree::Not(inner) => Tree::Not(Box::new(compile_tree(inner, patterns)?)),
-        Tree::Leaf(leaf) => Tree::Leaf(compile_leaf(leaf, patterns)?),
+        Tree::Leaf(leaf) => {
+            let leaf = compile_leaf(leaf, patterns)?;
+            Tree::Leaf(if matches!(leaf, Leaf::TargetGroup(_) | Leaf::HasSegment { .. }) {
+                Node::Direct(leaf)
+            } else if let Some(i) = patterns.shared.iter().position(|l| *l == leaf) {
+                Node::Memo(i)
+            } else {
+                patterns.shared.push(leaf);
+                Node::Memo(patterns.shared.len() - 1)
+            })
+        }
     })
 }
 
-fn pattern(source: &str, patterns: &mut Vec<Regex>) -> Result<usize, String> {
-    if let Some(i) = patterns.iter().position(|p| p.as_str() == source) {
+/// The distinct URL and referrer patterns and request-only conditions of all rules.
+#[derive(Default)]
+struct Patterns {
+    urls: Vec<String>,
+    referrers: Vec<String>,
+    shared: Vec<Leaf>,
+}
+
+/// Checks a pattern alone (for a clear error) and returns its index among `sources`.
+fn pattern(source: &str, sources: &mut Vec<String>) -> Result<usize, String> {
+    if let Some(i) = sources.iter().position(|p| p == source) {
         return Ok(i);
     }
-    let regex = regex::RegexBuilder::new(source)
+    regex::RegexBuilder::new(source)
         .size_limit(1 << 20)
         .build()
         .map_err(|e| format!("invalid regular expression {source:?}: {e}"))?;
-    patterns.push(regex);
-    Ok(patterns.len() - 1)
+    sources.push(source.to_owned());
+    Ok(sources.len() - 1)
 }
 
-fn compile_leaf(leaf: &TargetingCondition, patterns: &mut Vec<Regex>) -> Result<Leaf, String> {
+fn compile_leaf(leaf: &TargetingCondition, patterns: &mut Patterns) -> Result<Leaf, String> {
     use TargetingCondition as C;
     Ok(match leaf {
-        C::Url(p) => Leaf::Url(pattern(p, patterns)?),
-        C::Referrer(p) => Leaf::Referrer(pattern(p, patterns)?),
+        C::Url(p) => Leaf::Url(pattern(p, &mut patterns.urls)?),
+        C::Referrer(p) => Leaf::Referrer(pattern(p, &mut patterns.referrers)?),
         C::SearchEngine(e) => Leaf::SearchEngine(*e),
         C::Browser(b) => Leaf::Browser(b.to_lowercase()),
         C::OperatingSystem(o) => Leaf::OperatingSystem(o.to_lowercase()),

@@ -5,7 +5,6 @@
 //! must do (code snippets, a redirect, segments and activities for the customer) and
 //! the target groups that apply.
 
-use std::collections::HashMap;
 use std::hash::Hasher;
 
 use cohort_core::targeting::{
@@ -13,9 +12,9 @@ use cohort_core::targeting::{
 };
 use cohort_core::{ActivityType, SegmentId, TargetGroupId};
 
-use super::compiled::{GroupInfo, Leaf, Targeting};
+use super::compiled::{GroupInfo, Leaf, Node, Targeting};
 use super::hit::Hit;
-use crate::promotion::FastHasher;
+use crate::promotion::{FastHasher, FastMap};
 
 /// A code snippet to insert into the page.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,10 +74,21 @@ pub struct Decision {
 struct Facts<'a> {
     hit: &'a Hit<'a>,
     state: &'a VisitorState,
-    groups: &'a HashMap<TargetGroupId, GroupInfo>,
-    patterns: &'a [regex::Regex],
-    matched: Vec<Option<bool>>,
+    groups: &'a FastMap<TargetGroupId, GroupInfo>,
+    urls: &'a regex::RegexSet,
+    referrers: &'a regex::RegexSet,
+    /// The URL's and the referrer's matches, once asked for.
+    matched: Matched,
+    shared: &'a [Leaf],
+    /// Per shared condition: 0 not evaluated yet, 1 false, 2 true.
+    memo: Vec<u8>,
     pages_before: u32,
+}
+
+#[derive(Default)]
+struct Matched {
+    url: Option<regex::SetMatches>,
+    referrer: Option<regex::SetMatches>,
 }
 
 impl Targeting {
@@ -96,7 +106,8 @@ impl Targeting {
         for segment in hit.page_segments {
             track(state, &mut decision, *segment);
         }
-        let mut matched = vec![None; self.patterns.len()];
+        let mut matched = Matched::default();
+        let mut memo = vec![0u8; self.shared.len()];
         for rule in &self.rules {
             let fired_before = match rule.scope {
                 Scope::Hit | Scope::SessionWithVariables => false,
@@ -115,12 +126,20 @@ impl Targeting {
                     hit,
                     state,
                     groups: &self.groups,
-                    patterns: &self.patterns,
+                    urls: &self.urls,
+                    referrers: &self.referrers,
                     matched: std::mem::take(&mut matched),
+                    shared: &self.shared,
+                    memo: std::mem::take(&mut memo),
                     pages_before,
                 };
-                let holds = rule.conditions.holds(&mut |leaf| facts.leaf(leaf, &mut variables));
+                let keep = rule.scope == Scope::SessionWithVariables;
+                let holds = rule.conditions.holds(&mut |node| {
+                    let variables = if keep { Some(&mut variables) } else { None };
+                    facts.node(node, variables)
+                });
                 matched = facts.matched;
+                memo = facts.memo;
                 holds
             };
             let outcome = if !holds {
@@ -267,23 +286,68 @@ fn query_has(url: &str, pair: &str) -> bool {
 }
 
 impl Facts<'_> {
-    fn pattern(&mut self, index: usize, text: &str) -> bool {
-        *self.matched[index].get_or_insert_with(|| self.patterns[index].is_match(text))
+    fn url(&mut self, index: usize) -> bool {
+        let (set, url) = (self.urls, self.hit.url);
+        self.matched.url.get_or_insert_with(|| set.matches(url)).matched(index)
     }
 
-    /// Whether the leaf holds; its matched value goes into `variables`.
-    fn leaf(&mut self, leaf: &Leaf, variables: &mut FastHasher) -> bool {
+    fn referrer(&mut self, index: usize) -> bool {
+        let (set, referrer) = (self.referrers, self.hit.referrer.unwrap_or("direct"));
+        self.matched
+            .referrer
+            .get_or_insert_with(|| set.matches(referrer))
+            .matched(index)
+    }
+
+    /// Whether the node holds; its matched value goes into `variables` when the rule
+    /// keeps them (`session_with_variables`).
+    fn node(&mut self, node: &Node, variables: Option<&mut FastHasher>) -> bool {
+        let shared = self.shared;
+        let leaf = match node {
+            Node::Memo(i) => &shared[*i],
+            Node::Direct(leaf) => leaf,
+        };
+        if let Some(v) = variables {
+            self.write_variable(leaf, v);
+        }
+        match node {
+            Node::Memo(i) => match self.memo[*i] {
+                0 => {
+                    let holds = self.leaf(leaf);
+                    self.memo[*i] = 1 + u8::from(holds);
+                    holds
+                }
+                known => known == 2,
+            },
+            Node::Direct(leaf) => self.leaf(leaf),
+        }
+    }
+
+    /// The value a leaf matched on, for `session_with_variables` rules.
+    fn write_variable(&self, leaf: &Leaf, v: &mut FastHasher) {
+        match leaf {
+            Leaf::Url(_) => v.write(self.hit.url.as_bytes()),
+            Leaf::Referrer(_) => v.write(self.hit.referrer.unwrap_or("direct").as_bytes()),
+            Leaf::Country(code) => v.write(code.as_bytes()),
+            Leaf::CustomerSegmentsChanged => {
+                if let Some(c) = self.hit.customer {
+                    for (segment, counter) in c.segments {
+                        v.write_i64(segment.get());
+                        v.write_u32(*counter);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether the leaf holds.
+    fn leaf(&mut self, leaf: &Leaf) -> bool {
         let hit = self.hit;
         let device = hit.device;
         match leaf {
-            Leaf::Url(p) => {
-                variables.write(hit.url.as_bytes());
-                self.pattern(*p, hit.url)
-            }
-            Leaf::Referrer(p) => {
-                variables.write(hit.referrer.unwrap_or("direct").as_bytes());
-                self.pattern(*p, hit.referrer.unwrap_or("direct"))
-            }
+            Leaf::Url(p) => self.url(*p),
+            Leaf::Referrer(p) => self.referrer(*p),
             Leaf::SearchEngine(engine) => search_engine(hit.referrer).is_some_and(|found| match engine {
                 cohort_core::targeting::SearchEngine::Any => true,
                 named => *named == found,
@@ -291,10 +355,7 @@ impl Facts<'_> {
             Leaf::Browser(name) => !device.bot && device.browser.as_deref() == Some(name.as_str()),
             Leaf::OperatingSystem(name) => !device.bot && device.os.as_deref() == Some(name.as_str()),
             Leaf::Platform(platform) => !device.bot && device.platform == *platform,
-            Leaf::Country(code) => {
-                variables.write(code.as_bytes());
-                hit.location.country.as_deref() == Some(code.as_str())
-            }
+            Leaf::Country(code) => hit.location.country.as_deref() == Some(code.as_str()),
             Leaf::GeoPoint {
                 latitude,
                 longitude,
@@ -335,16 +396,7 @@ impl Facts<'_> {
                 test.holds(count)
             }
             Leaf::CustomerLoggedIn => hit.customer.is_some(),
-            Leaf::CustomerSegmentsChanged => match hit.customer {
-                None => false,
-                Some(c) => {
-                    for (segment, counter) in c.segments {
-                        variables.write_i64(segment.get());
-                        variables.write_u32(*counter);
-                    }
-                    true
-                }
-            },
+            Leaf::CustomerSegmentsChanged => hit.customer.is_some(),
         }
     }
 }
