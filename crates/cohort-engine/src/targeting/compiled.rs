@@ -24,13 +24,14 @@ pub struct GroupInfo {
     pub linked_segment: Option<SegmentId>,
 }
 
-/// A leaf of a compiled tree: a condition that depends on the request only, shared by
-/// every rule that has it and evaluated at most once per request (`Memo`, an index into
-/// `Targeting::shared`), or one that reads state earlier rules may change (`Direct`).
-#[derive(Debug, Clone)]
+/// A leaf of a compiled tree, as an index: a condition that depends on the request only,
+/// shared by every rule that has it and evaluated at most once per request (`Memo`, into
+/// `Targeting::shared`), or one that reads state earlier rules may change (`Direct`,
+/// into `Targeting::direct`). Small, so a rule's ops stay in a few cache lines.
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum Node {
-    Memo(usize),
-    Direct(Leaf),
+    Memo(u32),
+    Direct(u32),
 }
 
 /// A condition with its pattern compiled.
@@ -64,11 +65,21 @@ pub(crate) enum Leaf {
     CustomerSegmentsChanged,
 }
 
+/// A condition tree flattened in prefix order: a group spans the ops of its subtree,
+/// so a short-circuit skips them in one step, and a walk reads one array.
+#[derive(Debug, Clone)]
+pub(crate) enum Op {
+    All { span: u32 },
+    Any { span: u32 },
+    Not,
+    Leaf(Node),
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct CompiledRule {
     pub id: RuleId,
     pub scope: Scope,
-    pub conditions: Tree<Node>,
+    pub conditions: Vec<Op>,
     pub actions: Vec<TargetingAction>,
 }
 
@@ -78,6 +89,8 @@ pub struct Targeting {
     pub(crate) rules: Vec<CompiledRule>,
     /// The distinct conditions that depend on the request only.
     pub(crate) shared: Vec<Leaf>,
+    /// The conditions that read the visitor's state.
+    pub(crate) direct: Vec<Leaf>,
     pub(crate) urls: RegexSet,
     pub(crate) referrers: RegexSet,
     pub(crate) groups: FastMap<TargetGroupId, GroupInfo>,
@@ -108,7 +121,7 @@ impl Targeting {
                     CompiledRule {
                         id: rule.id,
                         scope: rule.scope,
-                        conditions,
+                        conditions: flatten(conditions),
                         actions: rule.actions,
                     },
                 ));
@@ -125,6 +138,7 @@ impl Targeting {
             rules: compiled.into_iter().map(|(_, r)| r).collect(),
             urls: set(&patterns.urls)?,
             shared: patterns.shared,
+            direct: patterns.direct,
             referrers: set(&patterns.referrers)?,
             groups: groups.into_iter().collect(),
             session_timeout_micros,
@@ -165,16 +179,48 @@ fn compile_tree(tree: &Tree<TargetingCondition>, patterns: &mut Patterns) -> Res
         Tree::Not(inner) => Tree::Not(Box::new(compile_tree(inner, patterns)?)),
         Tree::Leaf(leaf) => {
             let leaf = compile_leaf(leaf, patterns)?;
+            let index = |list: &mut Vec<Leaf>, leaf: Leaf| {
+                let i = list.iter().position(|l| *l == leaf).unwrap_or_else(|| {
+                    list.push(leaf);
+                    list.len() - 1
+                });
+                u32::try_from(i).map_err(|_| "too many conditions".to_owned())
+            };
             Tree::Leaf(if matches!(leaf, Leaf::TargetGroup(_) | Leaf::HasSegment { .. }) {
-                Node::Direct(leaf)
-            } else if let Some(i) = patterns.shared.iter().position(|l| *l == leaf) {
-                Node::Memo(i)
+                Node::Direct(index(&mut patterns.direct, leaf)?)
             } else {
-                patterns.shared.push(leaf);
-                Node::Memo(patterns.shared.len() - 1)
+                Node::Memo(index(&mut patterns.shared, leaf)?)
             })
         }
     })
+}
+
+fn flatten(tree: Tree<Node>) -> Vec<Op> {
+    let mut ops = Vec::new();
+    flatten_into(tree, &mut ops);
+    ops
+}
+
+fn flatten_into(tree: Tree<Node>, ops: &mut Vec<Op>) {
+    match tree {
+        Tree::All(items) => group(items, ops, true),
+        Tree::Any(items) => group(items, ops, false),
+        Tree::Not(inner) => {
+            ops.push(Op::Not);
+            flatten_into(*inner, ops);
+        }
+        Tree::Leaf(node) => ops.push(Op::Leaf(node)),
+    }
+}
+
+fn group(items: Vec<Tree<Node>>, ops: &mut Vec<Op>, all: bool) {
+    let at = ops.len();
+    ops.push(Op::Not);
+    for item in items {
+        flatten_into(item, ops);
+    }
+    let span = u32::try_from(ops.len() - at).expect("a rule's tree is small");
+    ops[at] = if all { Op::All { span } } else { Op::Any { span } };
 }
 
 /// The distinct URL and referrer patterns and request-only conditions of all rules.
@@ -183,6 +229,7 @@ struct Patterns {
     urls: Vec<String>,
     referrers: Vec<String>,
     shared: Vec<Leaf>,
+    direct: Vec<Leaf>,
 }
 
 /// Checks a pattern alone (for a clear error) and returns its index among `sources`.

@@ -12,7 +12,7 @@ use cohort_core::targeting::{
 };
 use cohort_core::{ActivityType, SegmentId, TargetGroupId};
 
-use super::compiled::{GroupInfo, Leaf, Node, Targeting};
+use super::compiled::{GroupInfo, Leaf, Node, Op, Targeting};
 use super::hit::Hit;
 use crate::promotion::{FastHasher, FastMap};
 
@@ -70,16 +70,18 @@ pub struct Decision {
     pub explanation: Vec<(RuleId, Outcome)>,
 }
 
-/// The facts of one request, with the patterns evaluated lazily once.
+/// The facts of one request, with the patterns and request-only conditions evaluated
+/// lazily, once. The visitor's state is passed to each evaluation: actions of earlier
+/// rules change it.
 struct Facts<'a> {
     hit: &'a Hit<'a>,
-    state: &'a VisitorState,
     groups: &'a FastMap<TargetGroupId, GroupInfo>,
     urls: &'a regex::RegexSet,
     referrers: &'a regex::RegexSet,
     /// The URL's and the referrer's matches, once asked for.
     matched: Matched,
     shared: &'a [Leaf],
+    direct: &'a [Leaf],
     /// Per shared condition: 0 not evaluated yet, 1 false, 2 true.
     memo: Vec<u8>,
     pages_before: u32,
@@ -106,8 +108,17 @@ impl Targeting {
         for segment in hit.page_segments {
             track(state, &mut decision, *segment);
         }
-        let mut matched = Matched::default();
-        let mut memo = vec![0u8; self.shared.len()];
+        let mut facts = Facts {
+            hit,
+            groups: &self.groups,
+            urls: &self.urls,
+            referrers: &self.referrers,
+            matched: Matched::default(),
+            shared: &self.shared,
+            direct: &self.direct,
+            memo: vec![0u8; self.shared.len()],
+            pages_before,
+        };
         for rule in &self.rules {
             let fired_before = match rule.scope {
                 Scope::Hit | Scope::SessionWithVariables => false,
@@ -121,27 +132,9 @@ impl Targeting {
                 continue;
             }
             let mut variables = FastHasher::default();
-            let holds = {
-                let mut facts = Facts {
-                    hit,
-                    state,
-                    groups: &self.groups,
-                    urls: &self.urls,
-                    referrers: &self.referrers,
-                    matched: std::mem::take(&mut matched),
-                    shared: &self.shared,
-                    memo: std::mem::take(&mut memo),
-                    pages_before,
-                };
-                let keep = rule.scope == Scope::SessionWithVariables;
-                let holds = rule.conditions.holds(&mut |node| {
-                    let variables = if keep { Some(&mut variables) } else { None };
-                    facts.node(node, variables)
-                });
-                matched = facts.matched;
-                memo = facts.memo;
-                holds
-            };
+            let keep = rule.scope == Scope::SessionWithVariables;
+            let holds = rule.conditions.is_empty()
+                || facts.eval(&rule.conditions, &mut 0, state, keep.then_some(&mut variables));
             let outcome = if !holds {
                 Outcome::NotMatched
             } else {
@@ -286,6 +279,33 @@ fn query_has(url: &str, pair: &str) -> bool {
 }
 
 impl Facts<'_> {
+    /// Evaluates the subtree starting at `ops[*at]` and moves `at` past it.
+    fn eval(
+        &mut self,
+        ops: &[Op],
+        at: &mut usize,
+        state: &VisitorState,
+        mut variables: Option<&mut FastHasher>,
+    ) -> bool {
+        let op = &ops[*at];
+        *at += 1;
+        match op {
+            Op::Leaf(node) => self.node(*node, state, variables),
+            Op::Not => !self.eval(ops, at, state, variables),
+            Op::All { span } | Op::Any { span } => {
+                let end = *at - 1 + *span as usize;
+                let all = matches!(op, Op::All { .. });
+                while *at < end {
+                    if self.eval(ops, at, state, variables.as_deref_mut()) != all {
+                        *at = end;
+                        return !all;
+                    }
+                }
+                all
+            }
+        }
+    }
+
     fn url(&mut self, index: usize) -> bool {
         let (set, url) = (self.urls, self.hit.url);
         self.matched.url.get_or_insert_with(|| set.matches(url)).matched(index)
@@ -301,25 +321,25 @@ impl Facts<'_> {
 
     /// Whether the node holds; its matched value goes into `variables` when the rule
     /// keeps them (`session_with_variables`).
-    fn node(&mut self, node: &Node, variables: Option<&mut FastHasher>) -> bool {
-        let shared = self.shared;
+    fn node(&mut self, node: Node, state: &VisitorState, variables: Option<&mut FastHasher>) -> bool {
+        let (shared, direct) = (self.shared, self.direct);
         let leaf = match node {
-            Node::Memo(i) => &shared[*i],
-            Node::Direct(leaf) => leaf,
+            Node::Memo(i) => &shared[i as usize],
+            Node::Direct(i) => &direct[i as usize],
         };
         if let Some(v) = variables {
             self.write_variable(leaf, v);
         }
         match node {
-            Node::Memo(i) => match self.memo[*i] {
+            Node::Memo(i) => match self.memo[i as usize] {
                 0 => {
-                    let holds = self.leaf(leaf);
-                    self.memo[*i] = 1 + u8::from(holds);
+                    let holds = self.leaf(leaf, state);
+                    self.memo[i as usize] = 1 + u8::from(holds);
                     holds
                 }
                 known => known == 2,
             },
-            Node::Direct(leaf) => self.leaf(leaf),
+            Node::Direct(_) => self.leaf(leaf, state),
         }
     }
 
@@ -342,7 +362,7 @@ impl Facts<'_> {
     }
 
     /// Whether the leaf holds.
-    fn leaf(&mut self, leaf: &Leaf) -> bool {
+    fn leaf(&mut self, leaf: &Leaf, state: &VisitorState) -> bool {
         let hit = self.hit;
         let device = hit.device;
         match leaf {
@@ -371,11 +391,11 @@ impl Facts<'_> {
             Leaf::TimeOnSite(micros) => {
                 hit.now
                     .unix_micros()
-                    .saturating_sub(self.state.session_started.unix_micros())
+                    .saturating_sub(state.session_started.unix_micros())
                     >= *micros
             }
             Leaf::TargetGroup(group) => {
-                let weight = self.state.target_groups.get(group).copied().unwrap_or(0);
+                let weight = state.target_groups.get(group).copied().unwrap_or(0);
                 self.groups
                     .get(group)
                     .is_some_and(|g| g.active && weight >= g.threshold.max(1))
@@ -388,7 +408,7 @@ impl Facts<'_> {
             } => {
                 let mut count = 0u32;
                 if *tracked {
-                    count = count.saturating_add(self.state.tracked_segments.get(segment).copied().unwrap_or(0));
+                    count = count.saturating_add(state.tracked_segments.get(segment).copied().unwrap_or(0));
                 }
                 if *customer && let Some(c) = hit.customer {
                     count = count.saturating_add(c.segments.get(segment).copied().unwrap_or(0));
