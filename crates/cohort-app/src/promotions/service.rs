@@ -21,7 +21,7 @@ use cohort_engine::promotion::{
     Availability, Calculation, Catalog, CodeState, CodeUse, Context, EnteredCode, ProductQuery, calculate,
     product_promotions,
 };
-use cohort_store::{OrderOutcome, OrderPlacement, Store, StoreError, StoreResult};
+use cohort_store::{CustomerFacts, OrderOutcome, OrderPlacement, Store, StoreError, StoreResult};
 use serde_json::Value;
 
 use crate::Clock;
@@ -317,10 +317,16 @@ impl Promotions {
         Ok(computed)
     }
 
-    /// Calculates a basket in an application.
-    pub async fn calculate(&self, app: &ApplicationId, request: &BasketRequest) -> StoreResult<Quote> {
-        let loaded = self.current().await?;
-        let customer = request.customer.as_ref();
+    /// Everything a calculation or product lookup reads besides the catalog, read
+    /// concurrently: the customer's segments and facts, the entered codes, the budgets
+    /// spent, the application's availability.
+    async fn inputs(
+        &self,
+        loaded: &Loaded,
+        app: &ApplicationId,
+        customer: Option<&CustomerId>,
+        request: Option<&BasketRequest>,
+    ) -> StoreResult<Inputs> {
         let segments = async {
             match customer {
                 Some(c) => self
@@ -331,35 +337,43 @@ impl Promotions {
                 None => Ok((None, None)),
             }
         };
-        let codes = self.codes(request);
-        let spent = self.spent(&loaded);
-        let availability = self.availability(&loaded, app);
-        let ((segments, facts), codes, spent, availability) = tokio::try_join!(segments, codes, spent, availability)?;
-        let (held, unanswered): (Vec<QualifiedSegment>, Vec<ServiceId>) = match segments {
+        let codes = async {
+            match request {
+                Some(r) => self.codes(r).await,
+                None => Ok(Vec::new()),
+            }
+        };
+        let ((segments, facts), codes, spent, availability) =
+            tokio::try_join!(segments, codes, self.spent(loaded), self.availability(loaded, app))?;
+        let (held, unanswered) = match segments {
             Some(p) => (
                 p.segments.into_iter().map(|s| s.qualified).collect(),
                 p.unanswered.into_iter().map(|s| s.service).collect(),
             ),
             None => (Vec::new(), Vec::new()),
         };
-        let none = Attributes::default();
-        let ctx = Context {
-            now: self.clock.now(),
-            application: app,
-            customer,
-            attributes: facts.as_ref().map_or(&none, |f| &f.attributes),
-            previous_orders: facts.as_ref().map(|f| f.orders),
-            segments: &held,
-            availability: &availability,
-            unanswered: &unanswered,
-            codes: &codes,
-            spent: &spent,
-        };
+        Ok(Inputs {
+            held,
+            unanswered,
+            facts,
+            codes,
+            spent,
+            availability,
+            none: Attributes::default(),
+        })
+    }
+
+    /// Calculates a basket in an application.
+    pub async fn calculate(&self, app: &ApplicationId, request: &BasketRequest) -> StoreResult<Quote> {
+        let loaded = self.current().await?;
+        let customer = request.customer.as_ref();
+        let inputs = self.inputs(&loaded, app, customer, Some(request)).await?;
+        let ctx = inputs.context(self.clock.now(), app, customer);
         let calculation = calculate(&loaded.catalog, &ctx, &request.basket);
         Ok(Quote {
             calculation,
-            unanswered,
-            orders: facts.as_ref().map(|f| f.orders),
+            orders: inputs.facts.as_ref().map(|f| f.orders),
+            unanswered: inputs.unanswered,
             loaded,
         })
     }
@@ -372,36 +386,13 @@ impl Promotions {
         query: &ProductQuery<'_>,
     ) -> StoreResult<(Arc<Loaded>, Vec<(PromotionId, bool, bool)>, Vec<ServiceId>)> {
         let loaded = self.current().await?;
-        let (held, unanswered, facts) = match customer {
-            Some(c) => {
-                let (provided, facts) = self.segments.customer_segments_and_facts(app, c, true).await?;
-                (
-                    provided.segments.into_iter().map(|s| s.qualified).collect(),
-                    provided.unanswered.into_iter().map(|s| s.service).collect(),
-                    facts,
-                )
-            }
-            None => (Vec::new(), Vec::new(), None),
-        };
-        let (spent, availability) = tokio::try_join!(self.spent(&loaded), self.availability(&loaded, app))?;
-        let none = Attributes::default();
-        let ctx = Context {
-            now: self.clock.now(),
-            application: app,
-            customer,
-            attributes: facts.as_ref().map_or(&none, |f| &f.attributes),
-            previous_orders: facts.as_ref().map(|f| f.orders),
-            segments: &held,
-            availability: &availability,
-            unanswered: &unanswered,
-            codes: &[],
-            spent: &spent,
-        };
+        let inputs = self.inputs(&loaded, app, customer, None).await?;
+        let ctx = inputs.context(self.clock.now(), app, customer);
         let offers = product_promotions(&loaded.catalog, &ctx, query)
             .into_iter()
             .map(|o| (o.promotion.id, o.depends_on_basket, o.requires_code))
             .collect();
-        Ok((loaded.clone(), offers, unanswered))
+        Ok((loaded.clone(), offers, inputs.unanswered))
     }
 
     /// Places an order: calculates it, and redeems its codes, spends its budgets and
@@ -576,6 +567,35 @@ fn has_first_order(tree: &Tree<PromotionCondition>) -> bool {
         Tree::All(items) | Tree::Any(items) => items.iter().any(has_first_order),
         Tree::Not(inner) => has_first_order(inner),
         Tree::Leaf(leaf) => matches!(leaf, PromotionCondition::FirstOrder(_)),
+    }
+}
+
+/// What `Promotions::inputs` read.
+struct Inputs {
+    held: Vec<QualifiedSegment>,
+    unanswered: Vec<ServiceId>,
+    facts: Option<CustomerFacts>,
+    codes: Vec<EnteredCode>,
+    spent: HashMap<PromotionId, Decimal>,
+    availability: Arc<Availability>,
+    /// The attributes of an anonymous or unknown customer.
+    none: Attributes,
+}
+
+impl Inputs {
+    fn context<'a>(&'a self, now: Timestamp, app: &'a ApplicationId, customer: Option<&'a CustomerId>) -> Context<'a> {
+        Context {
+            now,
+            application: app,
+            customer,
+            attributes: self.facts.as_ref().map_or(&self.none, |f| &f.attributes),
+            previous_orders: self.facts.as_ref().map(|f| f.orders),
+            segments: &self.held,
+            availability: &self.availability,
+            unanswered: &self.unanswered,
+            codes: &self.codes,
+            spent: &self.spent,
+        }
     }
 }
 
