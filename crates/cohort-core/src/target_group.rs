@@ -1,7 +1,9 @@
 //! Target groups: summaries of visitors with similar behaviour, used to personalize
-//! content. A group applies to a visitor once its weight reaches the threshold.
+//! content. A group applies to a visitor once its weight reaches the threshold. A
+//! segment used as a target group has one linked to it: named after it, renamed with
+//! it, deleted with it.
 
-use crate::{Invalid, Name, TargetGroupId};
+use crate::{Invalid, Name, SegmentId, TargetGroupId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetGroup {
@@ -9,6 +11,8 @@ pub struct TargetGroup {
     pub name: Name,
     pub threshold: Threshold,
     pub active: bool,
+    /// The segment it is linked with 1:1 (`use_as_target_group`).
+    pub segment: Option<SegmentId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -297,6 +297,13 @@ impl SegmentStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(segment_write_error(&segment.reference, segment.group))?;
+        // A target group linked to the segment is named after it.
+        sqlx::query("UPDATE target_groups SET name = $2 WHERE segment_id = $1")
+            .bind(id.get())
+            .bind(segment.name.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         if let Some(group) = moved {
             let exclusive: bool = sqlx::query_scalar("SELECT exclusive FROM segment_groups WHERE id = $1")
                 .bind(group.get())

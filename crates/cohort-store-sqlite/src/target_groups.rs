@@ -2,7 +2,9 @@
 
 use async_trait::async_trait;
 use cohort_core::target_group::NewTargetGroup;
-use cohort_core::{Name, NameFilter, Page, PageRequest, TargetGroup, TargetGroupId, TargetGroupPatch, Threshold};
+use cohort_core::{
+    Name, NameFilter, Page, PageRequest, SegmentId, TargetGroup, TargetGroupId, TargetGroupPatch, Threshold,
+};
 use cohort_store::codec::stored;
 use cohort_store::{StoreError, StoreResult, TargetGroupStore};
 use sqlx::Row;
@@ -13,7 +15,10 @@ use crate::error::db;
 
 macro_rules! select {
     ($rest:literal) => {
-        concat!("SELECT id, name, threshold, active FROM target_groups ", $rest)
+        concat!(
+            "SELECT id, name, threshold, active, segment_id FROM target_groups ",
+            $rest
+        )
     };
 }
 
@@ -23,6 +28,7 @@ fn from_row(row: &SqliteRow) -> StoreResult<TargetGroup> {
         name: stored(Name::parse("name", row.get("name")))?,
         threshold: stored(Threshold::parse("threshold", row.get("threshold")))?,
         active: row.get("active"),
+        segment: row.get::<Option<i64>, _>("segment_id").map(SegmentId::new),
     })
 }
 
@@ -41,6 +47,7 @@ impl TargetGroupStore for SqliteStore {
             name: group.name.clone(),
             threshold: group.threshold,
             active: group.active,
+            segment: None,
         })
     }
 
@@ -102,5 +109,45 @@ impl TargetGroupStore for SqliteStore {
             .map(|r| from_row(r).map(|g| (g.id.get(), g)))
             .collect::<StoreResult<_>>()?;
         Ok(Page::from_rows(rows, page.limit))
+    }
+
+    async fn use_as_target_group(&self, segment: SegmentId, on: bool) -> StoreResult<Option<TargetGroup>> {
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        let name: Option<String> = sqlx::query_scalar("SELECT name FROM segments WHERE id = $1")
+            .bind(segment.get())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        let name = name.ok_or_else(|| StoreError::not_found("segment", segment))?;
+        let linked = sqlx::query(select!("WHERE segment_id = $1"))
+            .bind(segment.get())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+        let group = match (on, linked) {
+            (true, Some(row)) => Some(from_row(&row)?),
+            (true, None) => {
+                let row = sqlx::query(
+                    "INSERT INTO target_groups (name, threshold, active, segment_id) VALUES ($1, 1, TRUE, $2)
+                     RETURNING id, name, threshold, active, segment_id",
+                )
+                .bind(&name)
+                .bind(segment.get())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db)?;
+                Some(from_row(&row)?)
+            }
+            (false, _) => {
+                sqlx::query("DELETE FROM target_groups WHERE segment_id = $1")
+                    .bind(segment.get())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+                None
+            }
+        };
+        tx.commit().await.map_err(db)?;
+        Ok(group)
     }
 }

@@ -196,6 +196,10 @@ pub trait TargetGroupStore: Send + Sync + 'static {
     async fn target_group(&self, id: TargetGroupId) -> StoreResult<Option<TargetGroup>>;
     async fn update_target_group(&self, id: TargetGroupId, patch: TargetGroupPatch) -> StoreResult<TargetGroup>;
     async fn delete_target_group(&self, id: TargetGroupId) -> StoreResult<()>;
+    /// Uses a segment as a target group, or stops: `true` links a target group named
+    /// after the segment (threshold 1, active; the one already linked if any), `false`
+    /// deletes the linked group. Returns the linked group.
+    async fn use_as_target_group(&self, segment: SegmentId, on: bool) -> StoreResult<Option<TargetGroup>>;
     async fn list_target_groups(&self, filter: &NameFilter, page: PageRequest) -> StoreResult<Page<TargetGroup>>;
 }
 

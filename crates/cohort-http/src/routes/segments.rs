@@ -12,6 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::segment_groups::reference_or_slug;
+use super::target_groups::TargetGroupBody;
 use super::{Listed, page_request};
 use crate::AppState;
 use crate::auth::{Admin, Auth, Read};
@@ -22,6 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list, create))
         .routes(routes!(get_one, update, delete))
+        .routes(routes!(use_as_target_group, stop_as_target_group))
 }
 
 /// A segment.
@@ -176,5 +178,36 @@ async fn update(
     responses((status = 204), (status = 404, body = ProblemDocument)))]
 async fn delete(_: Auth<Admin>, State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> ApiResult<StatusCode> {
     state.app.store.delete_segment(SegmentId::new(id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Uses the segment as a target group: links a target group named after it (threshold
+/// 1, active), or returns the one already linked. Renaming the segment renames it;
+/// deleting the segment deletes it.
+#[utoipa::path(put, path = "/v1/segments/{id}/target-group", tag = "segments", params(("id" = i64, Path)),
+    security(("bearer" = ["admin"])),
+    responses((status = 200, body = TargetGroupBody), (status = 404, body = ProblemDocument)))]
+async fn use_as_target_group(
+    _: Auth<Admin>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<TargetGroupBody>> {
+    let id = SegmentId::new(id);
+    let linked = state.app.store.use_as_target_group(id, true).await?;
+    linked
+        .map(|g| Json(g.into()))
+        .ok_or_else(|| StoreError::not_found("segment", id).into())
+}
+
+/// Stops using the segment as a target group: deletes the linked target group.
+#[utoipa::path(delete, path = "/v1/segments/{id}/target-group", tag = "segments", params(("id" = i64, Path)),
+    security(("bearer" = ["admin"])),
+    responses((status = 204), (status = 404, body = ProblemDocument)))]
+async fn stop_as_target_group(
+    _: Auth<Admin>,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<StatusCode> {
+    state.app.store.use_as_target_group(SegmentId::new(id), false).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use cohort_core::target_group::NewTargetGroup;
-use cohort_core::{Invalid, Name, NameFilter, TargetGroup, TargetGroupId, TargetGroupPatch, Threshold};
+use cohort_core::{Invalid, Name, NameFilter, SegmentId, TargetGroup, TargetGroupId, TargetGroupPatch, Threshold};
 use cohort_store::StoreError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -31,6 +31,9 @@ pub struct TargetGroupBody {
     /// Weight a visitor needs for the group to apply (at least 1).
     pub threshold: u32,
     pub active: bool,
+    /// The segment it is linked with (`PUT /v1/segments/{id}/target-group`): named after
+    /// it, deleted with it.
+    pub segment: Option<i64>,
 }
 
 impl From<TargetGroup> for TargetGroupBody {
@@ -40,6 +43,7 @@ impl From<TargetGroup> for TargetGroupBody {
             name: g.name.into_string(),
             threshold: g.threshold.get(),
             active: g.active,
+            segment: g.segment.map(SegmentId::get),
         }
     }
 }

@@ -222,3 +222,42 @@ async fn lists_are_paged_with_cursors() {
         .await;
     assert_eq!(problem(bad, 400, "invalid_field").await["field"], "threshold");
 }
+
+#[tokio::test]
+async fn a_segment_is_used_as_a_target_group_and_takes_it_along() {
+    let app = spawn_app().await;
+    let group = app.create("/v1/segment-groups", json!({"name": "Tier"})).await;
+    let gold = app
+        .create("/v1/segments", json!({"group": group["id"], "name": "Gold"}))
+        .await;
+    let path = format!("/v1/segments/{}/target-group", gold["id"]);
+    let linked = app.request(Method::PUT, &path, &app.admin).send().await.unwrap();
+    assert_eq!(linked.status(), 200);
+    let linked: Value = linked.json().await.unwrap();
+    assert_eq!(
+        (linked["name"].as_str(), &linked["segment"]),
+        (Some("Gold"), &gold["id"])
+    );
+
+    let renamed = app
+        .send_json(
+            Method::PATCH,
+            &format!("/v1/segments/{}", gold["id"]),
+            json!({"name": "Gold club"}),
+        )
+        .await;
+    assert_eq!(renamed.status(), 200);
+    let group_path = format!("/v1/target-groups/{}", linked["id"]);
+    let after: Value = app.get(&group_path).await.json().await.unwrap();
+    assert_eq!(after["name"], "Gold club");
+
+    let deleted = app
+        .request(Method::DELETE, &format!("/v1/segments/{}", gold["id"]), &app.admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), 204);
+    problem(app.get(&group_path).await, 404, "not_found").await;
+    let gone = app.request(Method::PUT, &path, &app.admin).send().await.unwrap();
+    problem(gone, 404, "not_found").await;
+}

@@ -46,6 +46,7 @@ macro_rules! conformance_suite {
             an_import_keeps_flags_that_a_line_leaves_out,
             api_keys_are_found_listed_and_revoked,
             target_groups_round_trip,
+            a_segment_used_as_target_group_has_one_linked,
             the_standard_service_exists_and_new_applications_use_it,
             services_are_created_updated_and_deleted,
             services_are_activated_per_application,
@@ -1551,4 +1552,55 @@ pub async fn deleted_ids_are_never_given_again(store: &dyn Store) {
     store.delete_customer(&cid("c1"), t(1)).await.unwrap();
     store.create_customer(&new_customer("c2"), t(2)).await.unwrap();
     assert!(store.customer_key(&cid("c2")).await.unwrap().unwrap() > key);
+}
+
+pub async fn a_segment_used_as_target_group_has_one_linked(store: &dyn Store) {
+    let tiers = group(store, "tier", false).await;
+    let gold = segment(store, &tiers, "gold").await;
+    let linked = store.use_as_target_group(gold.id, true).await.unwrap().unwrap();
+    assert_eq!(
+        (linked.name.as_str(), linked.threshold, linked.active, linked.segment),
+        ("gold", Threshold::DEFAULT, true, Some(gold.id))
+    );
+    let again = store.use_as_target_group(gold.id, true).await.unwrap().unwrap();
+    assert_eq!(again, linked, "one linked group a segment");
+
+    let renamed = SegmentPatch {
+        name: Some(name("Gold club")),
+        ..SegmentPatch::default()
+    };
+    store.update_segment(gold.id, renamed).await.unwrap();
+    let after = store.target_group(linked.id).await.unwrap().unwrap();
+    assert_eq!(
+        (after.name.as_str(), after.segment),
+        ("Gold club", Some(gold.id)),
+        "a rename keeps the link"
+    );
+
+    assert_eq!(store.use_as_target_group(gold.id, false).await.unwrap(), None);
+    assert_eq!(
+        store.target_group(linked.id).await.unwrap(),
+        None,
+        "stopping deletes the linked group"
+    );
+    let relinked = store.use_as_target_group(gold.id, true).await.unwrap().unwrap();
+    store.delete_segment(gold.id).await.unwrap();
+    assert_eq!(
+        store.target_group(relinked.id).await.unwrap(),
+        None,
+        "deleted with its segment"
+    );
+    assert!(matches!(
+        store.use_as_target_group(gold.id, true).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let plain = store
+        .create_target_group(&NewTargetGroup {
+            name: name("Skiers"),
+            threshold: Threshold::DEFAULT,
+            active: true,
+        })
+        .await
+        .unwrap();
+    assert_eq!(plain.segment, None);
 }

@@ -1,0 +1,4 @@
+-- A segment used as a target group has one linked to it; deleting the segment deletes it.
+
+ALTER TABLE target_groups ADD COLUMN segment_id INTEGER REFERENCES segments (id) ON DELETE CASCADE;
+CREATE UNIQUE INDEX target_groups_by_segment ON target_groups (segment_id);
