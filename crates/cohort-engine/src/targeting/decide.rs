@@ -214,12 +214,7 @@ impl Targeting {
             TargetingAction::Redirect { url, status } => {
                 let guard = format!("cohort_rule={rule}");
                 let looped = query_has(hit.url, &guard);
-                let same = url == hit.url
-                    || hit
-                        .url
-                        .split('?')
-                        .next()
-                        .is_some_and(|page| page.ends_with(url.as_str()));
+                let same = same_page(hit.url, url);
                 if out.redirect.is_none() && !looped && !same {
                     let separator = if url.contains('?') { '&' } else { '?' };
                     out.redirect = Some(Redirect {
@@ -270,6 +265,17 @@ fn track(state: &mut VisitorState, out: &mut Decision, segment: SegmentId) {
     let count = state.tracked_segments.entry(segment).or_insert(0);
     *count = count.saturating_add(1);
     out.tracked.push(segment);
+}
+
+/// Whether a redirect target (absolute, or a path) is the page requested.
+fn same_page(requested: &str, target: &str) -> bool {
+    let page = requested.split(['?', '#']).next().unwrap_or("");
+    let path = page
+        .find("://")
+        .and_then(|i| page[i + 3..].find('/').map(|j| &page[i + 3 + j..]))
+        .unwrap_or(page);
+    let target = target.split(['?', '#']).next().unwrap_or("");
+    target == page || target == path
 }
 
 /// Whether the URL's query has exactly this `name=value` pair.
@@ -459,5 +465,9 @@ mod tests {
         assert_eq!(search_engine(None), None);
         assert!(query_has("/a?x=1&cohort_rule=3#top", "cohort_rule=3"));
         assert!(!query_has("/a?cohort_rule=33", "cohort_rule=3"));
+        assert!(same_page("https://shop.example/ski?x=1", "/ski"));
+        assert!(same_page("https://shop.example/ski", "https://shop.example/ski?from=a"));
+        assert!(!same_page("https://shop.example/x/ski", "/ski"));
+        assert!(!same_page("https://shop.example/ski", "/skis"));
     }
 }
