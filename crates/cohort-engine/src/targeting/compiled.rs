@@ -144,22 +144,6 @@ impl Targeting {
             session_timeout_micros,
         })
     }
-
-    /// How many active rules there are.
-    pub fn len(&self) -> usize {
-        self.rules.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
-    }
-}
-
-/// Checks one rule's regular expressions (for saving a single rule).
-pub fn check_patterns(rule: &TargetingRule) -> Result<(), Invalid> {
-    compile_tree(&rule.conditions, &mut Patterns::default())
-        .map(|_| ())
-        .map_err(|reason| Invalid::new("conditions", reason))
 }
 
 fn compile_tree(tree: &Tree<TargetingCondition>, patterns: &mut Patterns) -> Result<Tree<Node>, String> {
@@ -266,7 +250,9 @@ fn compile_leaf(leaf: &TargetingCondition, patterns: &mut Patterns) -> Result<Le
         },
         C::Language(l) => Leaf::Language(l.to_lowercase().replace('_', "-")),
         C::VisitedPagesBefore(n) => Leaf::VisitedPagesBefore(*n),
-        C::TimeOnSite(seconds) => Leaf::TimeOnSite(i64::try_from(*seconds).unwrap_or(i64::MAX / 1_000_000) * 1_000_000),
+        C::TimeOnSite(seconds) => {
+            Leaf::TimeOnSite(i64::try_from(*seconds).unwrap_or(i64::MAX).saturating_mul(1_000_000))
+        }
         C::TargetGroup(g) => Leaf::TargetGroup(*g),
         C::HasSegment {
             segment,

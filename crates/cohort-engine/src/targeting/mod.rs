@@ -12,7 +12,7 @@ mod compiled;
 mod decide;
 mod hit;
 
-pub use compiled::{GroupInfo, SESSION_TIMEOUT_MICROS, Targeting, check_patterns};
+pub use compiled::{GroupInfo, SESSION_TIMEOUT_MICROS, Targeting};
 pub use decide::{Decision, Outcome, Redirect, Snippet};
 pub use hit::{CustomerView, Device, Hit, Location};
 
