@@ -202,6 +202,7 @@ pub async fn load(app: &App) -> StoreResult<Loaded> {
         };
         store.create_target_group(&new).await?;
     }
+    targeting(app, &segments).await?;
 
     let mut rng = StdRng::seed_from_u64(0xC0FFEE);
     let people: Vec<Person> = (0..CUSTOMERS).map(|i| Person::random(i, &mut rng, now)).collect();
@@ -317,6 +318,44 @@ pub async fn load(app: &App) -> StoreResult<Loaded> {
         customers: people.len(),
         segments: segments.len() + imported.segments_created as usize,
     })
+}
+
+/// The demo page's target groups (`skiers`, `cyclists`: its hero banner has a variant
+/// for each) and rules: a department page gives weight and tracks the interest
+/// segment; a returning visitor gets a code snippet.
+async fn targeting(app: &App, segments: &HashMap<(&str, String), Segment>) -> StoreResult<()> {
+    let mut groups = HashMap::new();
+    for label in ["skiers", "cyclists"] {
+        let new = NewTargetGroup {
+            name: name(label),
+            threshold: Threshold::DEFAULT,
+            active: true,
+        };
+        groups.insert(label, app.store.create_target_group(&new).await?.id.get());
+    }
+    let interest = |reference: &str| segments.get(&("interests", reference.to_owned())).map(|s| s.id.get());
+    let mut rules = vec![
+        json!({"name": "Ski department", "conditions": {"url": "/demo/[^/]+/ski"},
+               "actions": [{"assign_target_group": groups["skiers"]}]}),
+        json!({"name": "Bike department", "conditions": {"url": "/demo/[^/]+/bike"},
+               "actions": [{"assign_target_group": groups["cyclists"]}]}),
+        json!({"name": "Welcome back", "scope": "session",
+               "conditions": {"all": [{"url": "/demo/"}, {"visited_pages_before": 3}]},
+               "actions": [{"code_snippet": "<p style=\"margin:0;padding:.5rem 2rem;background:#fff3c4\">Welcome back! Free shipping on your next order.</p>",
+                            "place": "body", "position": "beginning"}]}),
+    ];
+    for (index, reference) in ["skiing", "cycling"].into_iter().enumerate() {
+        if let Some(segment) = interest(reference) {
+            rules[index]["actions"]
+                .as_array_mut()
+                .expect("actions")
+                .push(json!({"track_segment": segment}));
+        }
+    }
+    for rule in rules {
+        app.targeting.create_rule(&rule).await?;
+    }
+    Ok(())
 }
 
 /// The demo's promotions: one for a CRM segment (web shop only, where the CRM is

@@ -39,6 +39,7 @@ pub struct App {
     pub builds: Arc<building::Builds>,
     pub jobs: Arc<jobs::Jobs>,
     pub promotions: Arc<promotions::service::Promotions>,
+    pub targeting: Arc<targeting::TargetingService>,
 }
 
 impl App {
@@ -53,6 +54,13 @@ impl App {
             clock.clone(),
             segments.clone(),
         ));
+        let targeting = Arc::new(targeting::TargetingService::new(
+            store.clone(),
+            clock.clone(),
+            segments.clone(),
+            None,
+            cohort_engine::targeting::SESSION_TIMEOUT_MICROS,
+        ));
         Self {
             store,
             clock,
@@ -62,7 +70,21 @@ impl App {
             builds,
             jobs,
             promotions,
+            targeting,
         }
+    }
+
+    /// Targeting with a GeoIP database and another session timeout. Call before
+    /// serving: visitors kept by the previous targeting service are not carried over.
+    pub fn with_targeting(mut self, geo: Option<targeting::geo::Geo>, session_timeout_micros: i64) -> Self {
+        self.targeting = Arc::new(targeting::TargetingService::new(
+            self.store.clone(),
+            self.clock.clone(),
+            self.segments.clone(),
+            geo,
+            session_timeout_micros,
+        ));
+        self
     }
 
     pub fn now(&self) -> cohort_core::Timestamp {

@@ -88,6 +88,11 @@ string_id!(
     CustomerId
 );
 string_id!(
+    /// An anonymous browser: 8 to 64 ASCII letters, digits, `-` or `_` (cohort issues
+    /// `v_` and 22 random characters when a visitor comes without one).
+    VisitorId
+);
+string_id!(
     /// A human-readable name: 1 to 200 characters after trimming, no control characters.
     Name
 );
@@ -110,6 +115,23 @@ impl ApplicationId {
             Err(Invalid::new(
                 field,
                 "expected 1 to 64 lowercase letters, digits, '-' or '_', starting with a letter or digit",
+            ))
+        }
+    }
+}
+
+impl VisitorId {
+    pub fn parse(field: &str, text: &str) -> Result<Self, Invalid> {
+        let ok = (8..=64).contains(&text.len())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok {
+            Ok(Self(text.to_owned()))
+        } else {
+            Err(Invalid::new(
+                field,
+                "expected 8 to 64 ASCII letters, digits, '-' or '_'",
             ))
         }
     }
@@ -197,6 +219,9 @@ mod tests {
     #[test]
     fn customer_ids_refuse_slashes_and_spaces() {
         assert!(CustomerId::parse("id", "C-0001@shop").is_ok());
+        assert!(VisitorId::parse("visitor", "v_4kZ9xQ2mT7bN1cR8pL3sWd").is_ok());
+        assert!(VisitorId::parse("visitor", "short").is_err());
+        assert!(VisitorId::parse("visitor", "v_with space__").is_err());
         assert!(CustomerId::parse("id", "a/b").is_err());
         assert!(CustomerId::parse("id", "a b").is_err());
         assert!(CustomerId::parse("id", "").is_err());

@@ -32,7 +32,7 @@ pub use application::{Application, ApplicationPatch, Currency, Origin};
 pub use attributes::{AttributeName, AttributeValue, Attributes, ValueKind};
 pub use customer::{Customer, CustomerPatch, CustomerUpsert, NewCustomer};
 pub use error::Invalid;
-pub use ids::{ApplicationId, CustomerId, Name, ReferenceKey, SegmentGroupId, SegmentId, TargetGroupId};
+pub use ids::{ApplicationId, CustomerId, Name, ReferenceKey, SegmentGroupId, SegmentId, TargetGroupId, VisitorId};
 pub use key::{ApiKey, KeyScope, Permission};
 pub use membership::{
     Membership, MembershipPlan, MembershipSource, SegmentAdd, SegmentChange, SegmentPlace, plan as plan_membership,

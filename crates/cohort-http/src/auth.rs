@@ -4,14 +4,16 @@
 
 use std::marker::PhantomData;
 
-use axum::extract::FromRequestParts;
+use std::collections::HashMap;
+
+use axum::extract::{FromRequestParts, Path};
 use axum::http::header;
 use axum::http::request::Parts;
 use cohort_app::AuthError;
-use cohort_core::Permission;
+use cohort_core::{ApplicationId, Permission};
 
 use crate::AppState;
-use crate::problem::Problem;
+use crate::problem::{Code, Problem};
 
 /// A permission a route may require.
 pub trait Requirement: Send + Sync + 'static {
@@ -54,6 +56,39 @@ impl<P: Requirement> FromRequestParts<AppState> for Auth<P> {
         state.app.keys.authorize(key, &P::permission()).await?;
         Ok(Self(PhantomData))
     }
+}
+
+/// Proof that the request carried a key for the browser-facing routes of the
+/// application in its path (`public:<app>`, or admin): as a bearer token, or as the
+/// `key` query parameter (a browser's simple request carries no such header). Public
+/// keys are meant to be seen in pages; what the page may do is only this.
+pub struct PublicKey(pub ApplicationId);
+
+impl FromRequestParts<AppState> for PublicKey {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let key = bearer(parts)
+            .or_else(|| query_key(parts))
+            .ok_or(AuthError::Missing)?
+            .to_owned();
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| Problem::new(Code::NotFound).detail(e.body_text()))?;
+        let app =
+            ApplicationId::parse("app", params.get("app").map_or("", String::as_str)).map_err(Problem::invalid)?;
+        state.app.keys.authorize(&key, &Permission::Public(app.clone())).await?;
+        Ok(Self(app))
+    }
+}
+
+fn query_key(parts: &Parts) -> Option<&str> {
+    parts
+        .uri
+        .query()?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("key="))
+        .filter(|k| !k.is_empty())
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {

@@ -6,12 +6,14 @@
 
 pub mod auth;
 pub mod bulk;
+mod cors;
 pub mod extract;
 mod metrics;
 pub mod problem;
 pub mod routes;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Request};
@@ -72,15 +74,19 @@ pub fn router(app: App) -> (Router, utoipa::openapi::OpenApi) {
         .merge(routes::query::router())
         .merge(routes::services::router())
         .merge(routes::target_groups::router())
+        .merge(routes::targeting::router())
+        .merge(routes::context::router())
         .merge(routes::customers::router())
         .merge(routes::rights::router())
         .merge(routes::system::router())
         .split_for_parts();
     let spec = Arc::new(openapi.clone());
     let router = api
+        .merge(routes::tracker::router())
         .route("/openapi.json", get(move || async move { Json(spec.as_ref().clone()) }))
         .fallback(|| async { Problem::new(Code::NotFound).detail("no such route") })
         .layer(middleware::from_fn(problem_for_bare_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), cors::public_routes))
         .layer(middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
@@ -113,12 +119,17 @@ async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
     problem
 }
 
-/// Serves the API on `listener` until `shutdown` resolves, then finishes in-flight requests.
+/// Serves the API on `listener` until `shutdown` resolves, then finishes in-flight
+/// requests and saves the visitors they changed.
 pub async fn serve(
     listener: TcpListener,
     app: App,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let (router, _) = router(app);
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    let (router, _) = router(app.clone());
+    let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await;
+    app.targeting.flush_visitors().await;
+    served
 }

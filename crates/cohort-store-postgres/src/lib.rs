@@ -18,6 +18,7 @@ mod promotions;
 mod segments;
 mod services;
 mod target_groups;
+mod targeting;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -93,7 +93,7 @@ pub(crate) async fn profile(
     services: &[ServiceId],
     now: Timestamp,
 ) -> StoreResult<Option<(CustomerFacts, Vec<(Membership, GroupedSegment)>)>> {
-    let row: Option<(String, i64, String)> = sqlx::query_as(
+    let row: Option<(String, i64, String, bool)> = sqlx::query_as(
         "SELECT c.attributes::text,
                 (SELECT count(*) FROM activities a WHERE a.customer_seq = c.seq AND a.type = 'order'),
                 (SELECT COALESCE(json_agg(json_build_array(
@@ -102,7 +102,8 @@ pub(crate) async fn profile(
                      g.service, g.name, g.reference, g.calculated::int, g.exclusive::int)), '[]')::text
                  FROM memberships m JOIN segments s ON s.id = m.segment_id JOIN segment_groups g ON g.id = s.group_id
                  WHERE m.customer_seq = c.seq AND (m.expires_at IS NULL OR m.expires_at > $2)
-                   AND g.service = ANY($3))
+                   AND g.service = ANY($3)),
+                c.profiling_consent
          FROM customers c WHERE c.id = $1",
     )
     .bind(customer.as_str())
@@ -111,12 +112,13 @@ pub(crate) async fn profile(
     .fetch_optional(pool)
     .await
     .map_err(db)?;
-    let Some((attributes, orders, memberships)) = row else {
+    let Some((attributes, orders, memberships, profiling_consent)) = row else {
         return Ok(None);
     };
     let facts = CustomerFacts {
         attributes: decode_attributes(&attributes)?,
         orders: count(Some(orders)).unwrap_or(0),
+        profiling_consent,
     };
     let mut held = decode_memberships(customer, &memberships)?;
     held.sort_by(|(_, a), (_, b)| {
@@ -389,19 +391,21 @@ impl PromotionStore for PostgresStore {
     }
 
     async fn customer_facts(&self, customer: &CustomerId) -> StoreResult<Option<CustomerFacts>> {
-        let row: Option<(String, i64)> = sqlx::query_as(
+        let row: Option<(String, i64, bool)> = sqlx::query_as(
             "SELECT c.attributes::text,
-                    (SELECT count(*) FROM activities a WHERE a.customer_seq = c.seq AND a.type = 'order')
+                    (SELECT count(*) FROM activities a WHERE a.customer_seq = c.seq AND a.type = 'order'),
+                    c.profiling_consent
              FROM customers c WHERE c.id = $1",
         )
         .bind(customer.as_str())
         .fetch_optional(&self.pool)
         .await
         .map_err(db)?;
-        row.map(|(attributes, orders)| {
+        row.map(|(attributes, orders, profiling_consent)| {
             Ok(CustomerFacts {
                 attributes: decode_attributes(&attributes)?,
                 orders: count(Some(orders)).unwrap_or(0),
+                profiling_consent,
             })
         })
         .transpose()

@@ -18,6 +18,7 @@ mod recording;
 mod segments;
 mod services;
 mod target_groups;
+mod targeting;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -88,21 +88,23 @@ pub(crate) async fn facts_of(
     conn: &mut SqliteConnection,
     customer: &CustomerId,
 ) -> StoreResult<Option<(i64, CustomerFacts)>> {
-    let row: Option<(i64, String, i64)> = sqlx::query_as(
+    let row: Option<(i64, String, i64, bool)> = sqlx::query_as(
         "SELECT c.seq, c.attributes,
-                (SELECT count(*) FROM activities a WHERE a.customer_seq = c.seq AND a.type = 'order')
+                (SELECT count(*) FROM activities a WHERE a.customer_seq = c.seq AND a.type = 'order'),
+                c.profiling_consent
          FROM customers c WHERE c.id = $1",
     )
     .bind(customer.as_str())
     .fetch_optional(&mut *conn)
     .await
     .map_err(db)?;
-    row.map(|(seq, attributes, orders)| {
+    row.map(|(seq, attributes, orders, profiling_consent)| {
         Ok((
             seq,
             CustomerFacts {
                 attributes: decode_attributes(&attributes)?,
                 orders: count(Some(orders)).unwrap_or(0),
+                profiling_consent,
             },
         ))
     })
@@ -118,7 +120,7 @@ pub(crate) async fn profile(
     services: &[ServiceId],
     now: Timestamp,
 ) -> StoreResult<Option<(CustomerFacts, Vec<(Membership, GroupedSegment)>)>> {
-    let row: Option<(String, i64, String)> = sqlx::query_as(
+    let row: Option<(String, i64, String, bool)> = sqlx::query_as(
         "SELECT c.attributes,
                 (SELECT count(*) FROM activities a WHERE a.customer_seq = c.seq AND a.type = 'order'),
                 (SELECT json_group_array(json_array(
@@ -127,7 +129,8 @@ pub(crate) async fn profile(
                      g.service, g.name, g.reference, g.calculated, g.exclusive))
                  FROM memberships m JOIN segments s ON s.id = m.segment_id JOIN segment_groups g ON g.id = s.group_id
                  WHERE m.customer_seq = c.seq AND (m.expires_at IS NULL OR m.expires_at > $2)
-                   AND g.service IN (SELECT value FROM json_each($3)))
+                   AND g.service IN (SELECT value FROM json_each($3))),
+                c.profiling_consent
          FROM customers c WHERE c.id = $1",
     )
     .bind(customer.as_str())
@@ -136,12 +139,13 @@ pub(crate) async fn profile(
     .fetch_optional(pool)
     .await
     .map_err(db)?;
-    let Some((attributes, orders, memberships)) = row else {
+    let Some((attributes, orders, memberships, profiling_consent)) = row else {
         return Ok(None);
     };
     let facts = CustomerFacts {
         attributes: decode_attributes(&attributes)?,
         orders: count(Some(orders)).unwrap_or(0),
+        profiling_consent,
     };
     let mut held = decode_memberships(customer, &memberships)?;
     held.sort_by(|(_, a), (_, b)| {

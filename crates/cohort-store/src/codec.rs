@@ -3,10 +3,11 @@
 //! Attributes are stored as a JSON object (dates as `YYYY-MM-DD` strings, read back
 //! as dates); scope lists as space-separated text; origin lists as JSON arrays.
 
+use cohort_core::targeting::{RuleId, VisitorState};
 use cohort_core::{
     AttributeName, AttributeValue, Attributes, Currency, CustomerId, Decimal, HttpSettings, KeyScope, Membership,
     MembershipSource, Name, Order, OrderItem, Origin, ReferenceKey, Segment, SegmentGroup, SegmentGroupId, SegmentId,
-    ServiceId, ServiceKind, Timestamp,
+    ServiceId, ServiceKind, TargetGroupId, Timestamp,
 };
 use serde_json::{Map, Number, Value};
 
@@ -205,6 +206,53 @@ pub fn decode_order(text: &str) -> Result<Order, StoreError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     Order::new(decimal(&v["total"])?, currency, items).map_err(|e| corrupt(e.to_string()))
+}
+
+/// A visitor's state as stored: compact JSON without the customer (the customer is a
+/// column, so the link follows the customer's deletion).
+pub fn encode_visitor_state(state: &VisitorState) -> String {
+    let stored = StoredVisitorState {
+        g: state.target_groups.iter().map(|(g, w)| (g.get(), *w)).collect(),
+        t: state.tracked_segments.iter().map(|(s, c)| (s.get(), *c)).collect(),
+        p: state.visited_pages,
+        s: state.sessions,
+        ss: state.session_started.unix_micros(),
+        ls: state.last_seen.unix_micros(),
+        sr: state.session_rules.iter().map(|r| r.get()).collect(),
+        sv: state.session_variables.iter().map(|(r, h)| (r.get(), *h)).collect(),
+        vr: state.visitor_rules.iter().map(|r| r.get()).collect(),
+    };
+    serde_json::to_string(&stored).expect("a visitor state serializes")
+}
+
+pub fn decode_visitor_state(text: &str, customer: Option<CustomerId>) -> Result<VisitorState, StoreError> {
+    let s: StoredVisitorState = serde_json::from_str(text)
+        .map_err(|e| StoreError::Backend(format!("stored visitor state is not valid: {e}")))?;
+    Ok(VisitorState {
+        target_groups: s.g.into_iter().map(|(g, w)| (TargetGroupId::new(g), w)).collect(),
+        tracked_segments: s.t.into_iter().map(|(id, c)| (SegmentId::new(id), c)).collect(),
+        visited_pages: s.p,
+        sessions: s.s,
+        session_started: Timestamp::from_unix_micros(s.ss),
+        last_seen: Timestamp::from_unix_micros(s.ls),
+        session_rules: s.sr.into_iter().map(RuleId::new).collect(),
+        session_variables: s.sv.into_iter().map(|(r, h)| (RuleId::new(r), h)).collect(),
+        visitor_rules: s.vr.into_iter().map(RuleId::new).collect(),
+        customer,
+    })
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredVisitorState {
+    g: Vec<(i64, u32)>,
+    t: Vec<(i64, u32)>,
+    p: u32,
+    s: u32,
+    ss: i64,
+    ls: i64,
+    sr: Vec<i64>,
+    sv: Vec<(i64, u64)>,
+    vr: Vec<i64>,
 }
 
 /// Reads a stored value into a domain type, reporting a corrupt row as a backend failure.

@@ -8,6 +8,7 @@ mod error;
 pub mod import_plan;
 mod promotions;
 mod store;
+mod targeting;
 
 pub use error::{StoreError, StoreResult};
 pub use promotions::{CustomerFacts, OrderOutcome, OrderPlacement, PromotionStore};
@@ -17,3 +18,4 @@ pub use store::{
     ImportedMembership, KeySelection, KeyStore, LogRead, MembershipChange, MembershipFeed, MembershipImportSummary,
     Queued, RecordSummary, SegmentFilter, SegmentStore, ServiceStore, Store, TargetGroupStore,
 };
+pub use targeting::{StoredRule, StoredVisitor, TargetingStore};

@@ -16,6 +16,8 @@ pub struct CustomerFacts {
     pub attributes: Attributes,
     /// Orders recorded so far (`order` activities).
     pub orders: u32,
+    /// Whether the customer agreed to profiling (targeting actions may ask for it).
+    pub profiling_consent: bool,
 }
 
 /// An order to place: everything its calculation decided, written together.

@@ -63,6 +63,7 @@ pub trait Store:
     + BuilderStore
     + KeyStore
     + crate::PromotionStore
+    + crate::TargetingStore
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

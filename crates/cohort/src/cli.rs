@@ -56,6 +56,13 @@ pub struct ServeArgs {
     /// Load the demo data set first if the database is empty.
     #[arg(long)]
     pub demo: bool,
+    /// A MaxMind database (GeoIP2 or GeoLite2, City or Country) for the country and
+    /// geopoint targeting conditions; without one they match no one.
+    #[arg(long, env = "COHORT_GEOIP")]
+    pub geoip: Option<std::path::PathBuf>,
+    /// Idle minutes after which a visitor's session ends (default 30).
+    #[arg(long, env = "COHORT_SESSION_MINUTES")]
+    pub session_minutes: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,7 +1,7 @@
 //! Settings: flags > `COHORT_*` environment variables > TOML file > defaults.
 //! (clap resolves flags and environment; the file fills what both leave open.)
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde::Deserialize;
@@ -17,6 +17,8 @@ struct FileConfig {
     listen: Option<String>,
     database_url: Option<String>,
     log: Option<String>,
+    geoip: Option<PathBuf>,
+    session_minutes: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -24,6 +26,10 @@ pub struct Config {
     pub listen: String,
     pub database_url: String,
     pub log: String,
+    /// A MaxMind database for GeoIP targeting conditions.
+    pub geoip: Option<PathBuf>,
+    /// Idle minutes that end a visitor's session.
+    pub session_minutes: u32,
 }
 
 impl Config {
@@ -32,10 +38,14 @@ impl Config {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
-        let listen_flag = match &cli.command {
-            Command::Serve(args) => args.listen.clone(),
-            _ => None,
+        let (listen_flag, geoip_flag, session_flag) = match &cli.command {
+            Command::Serve(args) => (args.listen.clone(), args.geoip.clone(), args.session_minutes),
+            _ => (None, None, None),
         };
+        let session_minutes = session_flag.or(file.session_minutes).unwrap_or(30);
+        if session_minutes == 0 {
+            anyhow::bail!("session_minutes must be at least 1");
+        }
         Ok(Self {
             listen: listen_flag.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned()),
             database_url: cli
@@ -44,6 +54,8 @@ impl Config {
                 .or(file.database_url)
                 .unwrap_or_else(cohort_app::default_database_url),
             log: file.log.unwrap_or_else(|| "info".to_owned()),
+            geoip: geoip_flag.or(file.geoip),
+            session_minutes,
         })
     }
 }

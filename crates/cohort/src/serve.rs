@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use cohort_app::targeting::geo::Geo;
 use cohort_app::{App, SystemClock, demo};
+use cohort_core::{ApplicationId, KeyScope, Name};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -13,10 +15,17 @@ use crate::data::open;
 const INDEX_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 /// How often queued customers are built and schedules checked.
 const BUILD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often visitors changed in memory are saved.
+const VISITORS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub async fn run(config: &Config, load_demo: bool) -> anyhow::Result<()> {
     let store = open(config).await?;
-    let app = App::new(store, Arc::new(SystemClock));
+    let geo = match &config.geoip {
+        Some(path) => Some(Geo::open(path).map_err(|e| anyhow::anyhow!("cannot use the GeoIP database {e}"))?),
+        None => None,
+    };
+    let session_micros = i64::from(config.session_minutes) * 60 * 1_000_000;
+    let app = App::new(store, Arc::new(SystemClock)).with_targeting(geo, session_micros);
     if load_demo {
         match demo::load(&app).await? {
             demo::Loaded::Loaded { customers, segments } => {
@@ -36,16 +45,55 @@ pub async fn run(config: &Config, load_demo: bool) -> anyhow::Result<()> {
     let building = tokio::spawn(app.jobs.clone().run_until_stopped(BUILD_EVERY, async {
         let _ = building_stopped.await;
     }));
+    let (stop_visitors, visitors_stopped) = tokio::sync::oneshot::channel::<()>();
+    let visitors = tokio::spawn(app.targeting.clone().run_until_stopped(VISITORS_EVERY, async {
+        let _ = visitors_stopped.await;
+    }));
     let listener = TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    tracing::info!(address = %listener.local_addr()?, store = app.store.backend(), "cohort is listening");
+    let address = listener.local_addr()?;
+    tracing::info!(%address, store = app.store.backend(), "cohort is listening");
+    if load_demo {
+        demo_page(&app, address).await?;
+    }
     cohort_http::serve(listener, app, shutdown_signal()).await?;
     let _ = stop_index.send(());
     let _ = stop_building.send(());
+    let _ = stop_visitors.send(());
     let _ = index.await;
     let _ = building.await;
+    let _ = visitors.await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Prints the demo page's address with a fresh public key of the demo's web shop (the
+/// key a page embeds; the one of the previous start is revoked).
+async fn demo_page(app: &App, address: std::net::SocketAddr) -> anyhow::Result<()> {
+    const LABEL: &str = "demo page (serve --demo)";
+    let shop = "web-shop";
+    if app
+        .store
+        .application(&ApplicationId::parse("app", shop)?)
+        .await?
+        .is_none()
+    {
+        return Ok(());
+    }
+    for key in app.keys.list().await? {
+        if key.name.as_str() == LABEL && key.revoked_at.is_none() {
+            app.keys.revoke(&key.id).await?;
+        }
+    }
+    let created = app
+        .keys
+        .create(
+            Name::parse("name", LABEL)?,
+            vec![KeyScope::parse("scope", &format!("public:{shop}"))?],
+        )
+        .await?;
+    println!("Demo page: http://{address}/demo/{shop}?key={}", created.secret);
     Ok(())
 }
 

@@ -283,6 +283,14 @@ pub enum TargetingAction {
         groups: Vec<TargetGroupId>,
         mode: ApplyMode,
     },
+    /// Gives the logged-in customer each segment tracked for the visitor at least
+    /// `min_count` times (`segments` empty: every tracked segment), counter +1 each
+    /// time the rule fires.
+    SaveTrackedSegments {
+        segments: Vec<SegmentId>,
+        min_count: u32,
+        consider_consent: bool,
+    },
 }
 
 /// A global targeting rule.

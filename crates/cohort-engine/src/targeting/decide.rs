@@ -232,6 +232,21 @@ impl Targeting {
                     out.activities.push((kind.clone(), None));
                 }
             }
+            TargetingAction::SaveTrackedSegments {
+                segments,
+                min_count,
+                consider_consent,
+            } => {
+                let Some(customer) = hit.customer else { return };
+                if *consider_consent && !customer.profiling_consent {
+                    return;
+                }
+                for (segment, count) in &state.tracked_segments {
+                    if *count >= *min_count && (segments.is_empty() || segments.contains(segment)) {
+                        out.customer_segments.push((*segment, 1));
+                    }
+                }
+            }
             TargetingAction::ApplyTargetGroupsFromSegments { groups, mode } => {
                 let Some(customer) = hit.customer else { return };
                 let considered: Vec<(TargetGroupId, SegmentId)> = self

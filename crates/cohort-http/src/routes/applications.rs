@@ -139,6 +139,7 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<ApplicationBody>)> {
     let application = Application::try_from(body)?;
     state.app.store.create_application(&application).await?;
+    state.app.targeting.applications_changed();
     Ok((StatusCode::CREATED, Json(application.into())))
 }
 
@@ -168,7 +169,9 @@ async fn update(
 ) -> ApiResult<Json<ApplicationBody>> {
     let id = app_id(&id)?;
     let patch = ApplicationPatch::try_from(body)?;
-    Ok(Json(state.app.store.update_application(&id, patch).await?.into()))
+    let updated = state.app.store.update_application(&id, patch).await?;
+    state.app.targeting.applications_changed();
+    Ok(Json(updated.into()))
 }
 
 #[utoipa::path(delete, path = "/v1/applications/{id}", tag = "applications", params(("id" = String, Path)),
@@ -178,5 +181,6 @@ async fn delete(_: Auth<Admin>, State(state): State<AppState>, ApiPath(id): ApiP
     let id = app_id(&id)?;
     state.app.store.delete_application(&id).await?;
     state.app.segments.services_changed();
+    state.app.targeting.applications_changed();
     Ok(StatusCode::NO_CONTENT)
 }

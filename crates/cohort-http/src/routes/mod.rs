@@ -5,6 +5,7 @@ pub mod activities;
 pub mod applications;
 pub mod baskets;
 pub mod builders;
+pub mod context;
 pub mod customers;
 pub mod promotions;
 pub mod query;
@@ -14,6 +15,8 @@ pub mod segments;
 pub mod services;
 pub mod system;
 pub mod target_groups;
+pub mod targeting;
+pub mod tracker;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -19,17 +19,15 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub app: App,
     _dir: tempfile::TempDir,
-    _stop: oneshot::Sender<()>,
+    stop: Option<(oneshot::Sender<()>, tokio::task::JoinHandle<()>)>,
 }
 
 pub const START: Timestamp = Timestamp::from_unix_micros(1_790_000_000_000_000);
 
 pub async fn spawn_app() -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
-    let url = format!("sqlite://{}/cohort.db", dir.path().display());
-    let store = cohort_app::open_store(&url).await.expect("open store");
     let clock = Arc::new(ManualClock::new(START));
-    let app = App::new(store, clock.clone() as Arc<dyn Clock>);
+    let app = open(&dir, &clock).await;
     let key = |scope: KeyScope| {
         let app = app.clone();
         async move {
@@ -44,12 +42,22 @@ pub async fn spawn_app() -> TestApp {
     let read = key(KeyScope::Read).await;
     let ingest = key(KeyScope::Ingest).await;
     let public_shop = key(KeyScope::parse("s", "public:shop").unwrap()).await;
+    serve(app, dir, clock, [admin, read, ingest, public_shop]).await
+}
 
+async fn open(dir: &tempfile::TempDir, clock: &Arc<ManualClock>) -> App {
+    let url = format!("sqlite://{}/cohort.db", dir.path().display());
+    let store = cohort_app::open_store(&url).await.expect("open store");
+    App::new(store, clock.clone() as Arc<dyn Clock>)
+}
+
+async fn serve(app: App, dir: tempfile::TempDir, clock: Arc<ManualClock>, keys: [String; 4]) -> TestApp {
+    let [admin, read, ingest, public_shop] = keys;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
     let served = app.clone();
-    tokio::spawn(async move {
+    let server = tokio::spawn(async move {
         cohort_http::serve(listener, served, async {
             let _ = stopped.await;
         })
@@ -66,11 +74,28 @@ pub async fn spawn_app() -> TestApp {
         clock,
         app,
         _dir: dir,
-        _stop: stop,
+        stop: Some((stop, server)),
     }
 }
 
 impl TestApp {
+    /// Shuts the server down gracefully (as on SIGTERM), then starts a new process's
+    /// worth of state — a new `App` over the same database — on a new port.
+    pub async fn restart(mut self) -> TestApp {
+        let (stop, server) = self.stop.take().expect("running");
+        let _ = stop.send(());
+        server.await.expect("the server stops");
+        let app = open(&self._dir, &self.clock).await;
+        let keys = [
+            self.admin.clone(),
+            self.read.clone(),
+            self.ingest.clone(),
+            self.public_shop.clone(),
+        ];
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().expect("temp dir"));
+        serve(app, dir, self.clock.clone(), keys).await
+    }
+
     pub fn request(&self, method: Method, path: &str, key: &str) -> RequestBuilder {
         self.client
             .request(method, format!("{}{path}", self.base))

@@ -3,6 +3,7 @@
 
 mod activities;
 mod auth;
+mod browser;
 mod builders;
 mod customers;
 mod helpers;
@@ -10,3 +11,5 @@ mod promotions;
 mod query;
 mod resources;
 mod services;
+mod targeting;
+mod use_cases;

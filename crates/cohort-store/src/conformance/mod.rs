@@ -14,9 +14,11 @@ use crate::{CustomerFilter, ImportMode, ImportedMembership, SegmentFilter, Store
 
 mod builders;
 mod promotions;
+mod targeting;
 use builders::drain_queue;
 pub use builders::*;
 pub use promotions::*;
+pub use targeting::*;
 
 /// Expands to one `#[tokio::test]` per conformance check, each on a fresh store.
 /// Extra attributes (such as `#[ignore = "…"]`) are put on every test.
@@ -76,6 +78,9 @@ macro_rules! conformance_suite {
             orders_spend_budgets_without_going_over,
             concurrent_orders_never_redeem_a_code_beyond_its_limit,
             orders_are_placed_against_what_their_calculation_saw,
+            targeting_rules_round_trip_and_move_the_version,
+            visitors_are_saved_read_back_and_linked_to_customers,
+            many_visitors_are_saved_in_one_call,
         );
     };
     (@each $fresh:path, $attrs:tt $name:ident $(, $rest:ident)* $(,)?) => {

@@ -24,7 +24,8 @@
 //!   "replace"}`, `{"redirect": URL, "status": 302}`, `{"track_segment": ID}`,
 //!   `{"track_activity": TYPE, "consider_consent": true}`,
 //!   `{"apply_target_groups_from_segments": "cleanup_and_overwrite" | "cleanup_and_merge"
-//!   | "only_merge", "groups": [ID…]}`.
+//!   | "only_merge", "groups": [ID…]}`, `{"save_tracked_segments": "all" | [ID…],
+//!   "min_count": 1, "consider_consent": true}`.
 
 use cohort_core::targeting::{
     ApplyMode, CountTest, LinkedSegment, MAX_TREE_DEPTH, Platform, RuleId, Scope, SearchEngine, SnippetPlace,
@@ -334,9 +335,40 @@ fn action(field: &str, value: &Value) -> Result<TargetingAction, Invalid> {
         };
         return Ok(TargetingAction::ApplyTargetGroupsFromSegments { groups, mode });
     }
+    if map.contains_key("save_tracked_segments") {
+        only(map, field, &["save_tracked_segments", "min_count", "consider_consent"])?;
+        let segments = match map.get("save_tracked_segments") {
+            Some(Value::String(all)) if all == "all" => Vec::new(),
+            Some(Value::Array(ids)) if !ids.is_empty() => {
+                ids.iter()
+                    .enumerate()
+                    .map(|(i, v)| {
+                        v.as_i64().filter(|id| *id >= 1).map(SegmentId::new).ok_or_else(|| {
+                            Invalid::new(format!("{field}.save_tracked_segments[{i}]"), "expected an id")
+                        })
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            _ => {
+                return Err(Invalid::new(
+                    join(field, "save_tracked_segments"),
+                    "expected \"all\" or a non-empty list of segment ids",
+                ));
+            }
+        };
+        return Ok(TargetingAction::SaveTrackedSegments {
+            segments,
+            min_count: if map.contains_key("min_count") {
+                small(map, field, "min_count")?.max(1)
+            } else {
+                1
+            },
+            consider_consent: flag(map, field, "consider_consent", true)?,
+        });
+    }
     Err(Invalid::new(
         field,
         "expected one of assign_target_group, code_snippet, redirect, track_segment, track_activity, \
-         apply_target_groups_from_segments",
+         apply_target_groups_from_segments, save_tracked_segments",
     ))
 }
