@@ -110,6 +110,12 @@ impl Keys {
         }
     }
 
+    /// The scopes of a presented key (`Unknown` for a key that does not exist, is
+    /// malformed or was revoked).
+    pub async fn scopes(&self, presented: &str) -> Result<Vec<KeyScope>, AuthError> {
+        self.scopes_of(presented).await
+    }
+
     async fn scopes_of(&self, presented: &str) -> Result<Vec<KeyScope>, AuthError> {
         let now = self.clock.now();
         let fingerprint = sha256(presented);

@@ -58,8 +58,7 @@ impl App {
             store.clone(),
             clock.clone(),
             segments.clone(),
-            None,
-            cohort_engine::targeting::SESSION_TIMEOUT_MICROS,
+            targeting::TargetingSettings::default(),
         ));
         Self {
             store,
@@ -74,15 +73,15 @@ impl App {
         }
     }
 
-    /// Targeting with a GeoIP database and another session timeout. Call before
-    /// serving: visitors kept by the previous targeting service are not carried over.
-    pub fn with_targeting(mut self, geo: Option<targeting::geo::Geo>, session_timeout_micros: i64) -> Self {
+    /// Targeting with other settings (a GeoIP database, the session timeout, the
+    /// token secret). Call before serving: visitors kept by the previous targeting
+    /// service are not carried over.
+    pub fn with_targeting(mut self, settings: targeting::TargetingSettings) -> Self {
         self.targeting = Arc::new(targeting::TargetingService::new(
             self.store.clone(),
             self.clock.clone(),
             self.segments.clone(),
-            geo,
-            session_timeout_micros,
+            settings,
         ));
         self
     }

@@ -62,6 +62,7 @@ async fn idle_visitors_leave_memory_and_come_back_from_the_store() {
     visit(&visitors, &idle, t(0)).await;
     visit(&visitors, &active, t(40)).await;
     visitors.flush(t(45)).await.unwrap();
+    assert_eq!(visitors.resident(), 1, "the idle one left memory");
     // Dropped from memory (idle 45 minutes), then changed again: read back first.
     assert!(!visit(&visitors, &idle, t(50)).await, "known to the store: not new");
     let state = visitors.get(&idle).await.unwrap().unwrap();

@@ -51,6 +51,8 @@ impl KeyScope {
             (Self::Admin, _) => true,
             (Self::Read, Permission::Read) => true,
             (Self::Ingest, Permission::Ingest) => true,
+            // A site's server asks for its visitors' decisions, naming its customers.
+            (Self::Ingest, Permission::Public(_)) => true,
             (Self::Public(mine), Permission::Public(app)) => mine == app,
             _ => false,
         }
@@ -97,7 +99,11 @@ mod tests {
         ];
         assert!(all.iter().all(|p| KeyScope::Admin.allows(p)));
         assert_eq!(all.iter().filter(|p| KeyScope::Read.allows(p)).count(), 1);
-        assert_eq!(all.iter().filter(|p| KeyScope::Ingest.allows(p)).count(), 1);
+        assert_eq!(
+            all.iter().filter(|p| KeyScope::Ingest.allows(p)).count(),
+            2,
+            "ingest and public"
+        );
         assert!(KeyScope::Public(app("shop")).allows(&Permission::Public(app("shop"))));
         assert!(!KeyScope::Public(app("blog")).allows(&Permission::Public(app("shop"))));
         assert!(!KeyScope::Public(app("shop")).allows(&Permission::Read));

@@ -12,7 +12,8 @@
   const config = {
     app: given.app || tag.app,
     key: given.key || tag.key || "",
-    customer: given.customer || tag.customer || null,
+    // The logged-in customer, as a token the site's server got from cohort.
+    customerToken: given.customerToken || tag.customerToken || null,
     consentRequired: (given.consent || tag.consent) === "required",
     base: given.base || new URL(script ? script.src : "/", location.href).origin,
   };
@@ -78,7 +79,7 @@
     const visitor = body.consent && read("cohort.visitor");
     const segments = pageSegments();
     if (visitor) body.visitor = visitor;
-    if (config.customer) body.customer = String(config.customer);
+    if (body.consent && config.customerToken) body.customer_token = String(config.customerToken);
     if (document.referrer) body.referrer = document.referrer;
     if (segments.length) body.segments = segments;
     return body;
@@ -176,8 +177,8 @@
       }
       return track(); // denied and required: only marks "waiting-consent"
     },
-    identify(customerId) {
-      config.customer = customerId;
+    identify(customerToken) {
+      config.customerToken = customerToken;
       return track();
     },
     track,

@@ -10,7 +10,7 @@ use axum::extract::{FromRequestParts, Path};
 use axum::http::header;
 use axum::http::request::Parts;
 use cohort_app::AuthError;
-use cohort_core::{ApplicationId, Permission};
+use cohort_core::{ApplicationId, KeyScope, Permission};
 
 use crate::AppState;
 use crate::problem::{Code, Problem};
@@ -59,26 +59,42 @@ impl<P: Requirement> FromRequestParts<AppState> for Auth<P> {
 }
 
 /// Proof that the request carried a key for the browser-facing routes of the
-/// application in its path (`public:<app>`, or admin): as a bearer token, or as the
-/// `key` query parameter (a browser's simple request carries no such header). Public
-/// keys are meant to be seen in pages; what the page may do is only this.
-pub struct PublicKey(pub ApplicationId);
+/// application in its path: `public:<app>` — the key pages embed — as a bearer token
+/// or as the `key` query parameter (a browser's simple request carries no such
+/// header); or, from a site's server, a bearer key that may write customers
+/// (`ingest`, `admin`). Only a public key may travel in a URL (URLs end up in logs
+/// and histories).
+pub struct PublicKey {
+    pub app: ApplicationId,
+    /// A server's key: it may name customers and ask for explanations.
+    pub trusted: bool,
+}
 
 impl FromRequestParts<AppState> for PublicKey {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        let key = bearer(parts)
-            .or_else(|| query_key(parts))
-            .ok_or(AuthError::Missing)?
-            .to_owned();
+        let (key, in_url) = match bearer(parts) {
+            Some(key) => (key.to_owned(), false),
+            None => (query_key(parts).ok_or(AuthError::Missing)?.to_owned(), true),
+        };
         let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
             .await
             .map_err(|e| Problem::new(Code::NotFound).detail(e.body_text()))?;
         let app =
             ApplicationId::parse("app", params.get("app").map_or("", String::as_str)).map_err(Problem::invalid)?;
-        state.app.keys.authorize(&key, &Permission::Public(app.clone())).await?;
-        Ok(Self(app))
+        let scopes = state.app.keys.scopes(&key).await?;
+        let needed = Permission::Public(app.clone());
+        if !scopes.iter().any(|s| s.allows(&needed)) {
+            return Err(AuthError::Forbidden(needed).into());
+        }
+        let trusted = scopes.iter().any(|s| s.allows(&Permission::Ingest));
+        if in_url && scopes.iter().any(|s| !matches!(s, KeyScope::Public(_))) {
+            return Err(Problem::new(Code::Forbidden)
+                .field("key")
+                .detail("only a public key may be sent in the URL; send other keys as a bearer token"));
+        }
+        Ok(Self { app, trusted })
     }
 }
 

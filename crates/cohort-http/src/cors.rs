@@ -26,25 +26,24 @@ pub async fn public_routes(State(state): State<AppState>, request: Request, next
         return next.run(request).await;
     };
     let Ok(app) = ApplicationId::parse("app", app) else {
-        return Problem::new(Code::NotFound)
-            .detail("no such application")
+        return Problem::new(Code::Forbidden)
+            .field("origin")
+            .detail("this origin may not call this application")
             .into_response();
     };
     let allowed = match state.app.targeting.allowed_origins(&app).await {
         Ok(Some(origins)) => origin
             .to_str()
             .is_ok_and(|o| origins.iter().any(|a| a.as_str().eq_ignore_ascii_case(o))),
-        Ok(None) => {
-            return Problem::new(Code::NotFound)
-                .detail(format!("application {app} does not exist"))
-                .into_response();
-        }
+        // No such application: refused like a foreign origin, so strangers cannot
+        // tell which applications exist.
+        Ok(None) => false,
         Err(e) => return Problem::from(e).into_response(),
     };
     if !allowed {
         let mut refused = Problem::new(Code::Forbidden)
             .field("origin")
-            .detail(format!("application {app} does not allow this origin"))
+            .detail("this origin may not call this application")
             .into_response();
         refused
             .headers_mut()

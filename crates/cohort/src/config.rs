@@ -19,6 +19,8 @@ struct FileConfig {
     log: Option<String>,
     geoip: Option<PathBuf>,
     session_minutes: Option<u32>,
+    token_secret: Option<String>,
+    visitor_retention_days: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
@@ -30,6 +32,10 @@ pub struct Config {
     pub geoip: Option<PathBuf>,
     /// Idle minutes that end a visitor's session.
     pub session_minutes: u32,
+    /// Signs customer tokens (`COHORT_TOKEN_SECRET`); never logged.
+    pub token_secret: Option<String>,
+    /// Days after which an unseen visitor is deleted.
+    pub visitor_retention_days: u32,
 }
 
 impl Config {
@@ -56,6 +62,11 @@ impl Config {
             log: file.log.unwrap_or_else(|| "info".to_owned()),
             geoip: geoip_flag.or(file.geoip),
             session_minutes,
+            token_secret: std::env::var("COHORT_TOKEN_SECRET")
+                .ok()
+                .filter(|s| !s.is_empty())
+                .or(file.token_secret),
+            visitor_retention_days: file.visitor_retention_days.unwrap_or(395).max(1),
         })
     }
 }

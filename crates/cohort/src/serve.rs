@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use cohort_app::targeting::TargetingSettings;
 use cohort_app::targeting::geo::Geo;
 use cohort_app::{App, SystemClock, demo};
-use cohort_core::{ApplicationId, KeyScope, Name};
+use cohort_core::{ApplicationId, ApplicationPatch, KeyScope, Name, Origin};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
@@ -24,8 +25,13 @@ pub async fn run(config: &Config, load_demo: bool) -> anyhow::Result<()> {
         Some(path) => Some(Geo::open(path).map_err(|e| anyhow::anyhow!("cannot use the GeoIP database {e}"))?),
         None => None,
     };
-    let session_micros = i64::from(config.session_minutes) * 60 * 1_000_000;
-    let app = App::new(store, Arc::new(SystemClock)).with_targeting(geo, session_micros);
+    let settings = TargetingSettings {
+        geo,
+        session_timeout_micros: i64::from(config.session_minutes) * 60 * 1_000_000,
+        token_secret: config.token_secret.clone(),
+        visitor_retention_micros: i64::from(config.visitor_retention_days) * 24 * 3_600 * 1_000_000,
+    };
+    let app = App::new(store, Arc::new(SystemClock)).with_targeting(settings);
     if load_demo {
         match demo::load(&app).await? {
             demo::Loaded::Loaded { customers, segments } => {
@@ -80,6 +86,20 @@ async fn demo_page(app: &App, address: std::net::SocketAddr) -> anyhow::Result<(
         .is_none()
     {
         return Ok(());
+    }
+    // The page is served from where cohort listens: let that origin call it.
+    let origin = Origin::parse("origin", &format!("http://{address}"))?;
+    let id = ApplicationId::parse("app", shop)?;
+    if let Some(application) = app.store.application(&id).await?
+        && !application.allowed_origins.contains(&origin)
+    {
+        let mut origins = application.allowed_origins;
+        origins.push(origin);
+        let patch = ApplicationPatch {
+            allowed_origins: Some(origins),
+            ..ApplicationPatch::default()
+        };
+        app.store.update_application(&id, patch).await?;
     }
     for key in app.keys.list().await? {
         if key.name.as_str() == LABEL && key.revoked_at.is_none() {

@@ -25,6 +25,7 @@ use serde_json::Value;
 use super::devices::Devices;
 use super::geo::Geo;
 use super::parse_rule;
+use super::tokens::CustomerTokens;
 use super::visitors::{Visitors, new_visitor_id};
 use crate::Clock;
 use crate::activities::new_activity_id;
@@ -36,6 +37,9 @@ pub type Origins = Arc<Vec<Origin>>;
 /// Fields of a rule with the target groups and segments they name.
 type References = (Vec<(String, TargetGroupId)>, Vec<(String, SegmentId)>);
 
+/// How often visitors past their retention are deleted: hourly.
+const FORGET_EVERY_MICROS: i64 = 3_600 * 1_000_000;
+
 /// How long a look at the store's targeting version is trusted.
 const FRESH_MICROS: i64 = 1_000_000;
 
@@ -44,7 +48,8 @@ pub struct Compiled {
     pub version: i64,
     pub targeting: Targeting,
     pub groups: HashMap<TargetGroupId, TargetGroup>,
-    by_name: HashMap<String, TargetGroupId>,
+    /// Target group names are not unique: a slot's variant named so stands for each.
+    by_name: HashMap<String, Vec<TargetGroupId>>,
     pub rule_names: HashMap<RuleId, Name>,
 }
 
@@ -103,6 +108,30 @@ pub struct ContextAnswer {
     pub compiled: Arc<Compiled>,
 }
 
+/// How targeting runs in this process.
+pub struct TargetingSettings {
+    /// A MaxMind database for country and geopoint conditions.
+    pub geo: Option<Geo>,
+    /// Idle time that ends a visitor's session.
+    pub session_timeout_micros: i64,
+    /// The secret customer tokens are signed with (shared by every server); `None`: a
+    /// random one per process.
+    pub token_secret: Option<String>,
+    /// Visitors not seen for this long are deleted.
+    pub visitor_retention_micros: i64,
+}
+
+impl Default for TargetingSettings {
+    fn default() -> Self {
+        Self {
+            geo: None,
+            session_timeout_micros: cohort_engine::targeting::SESSION_TIMEOUT_MICROS,
+            token_secret: None,
+            visitor_retention_micros: 395 * 24 * 3_600 * 1_000_000,
+        }
+    }
+}
+
 pub struct TargetingService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
@@ -110,7 +139,9 @@ pub struct TargetingService {
     pub visitors: Visitors,
     devices: Devices,
     geo: Option<Geo>,
+    pub tokens: CustomerTokens,
     session_timeout_micros: i64,
+    visitor_retention_micros: i64,
     compiled: RwLock<Option<Arc<Compiled>>>,
     checked_at: Mutex<Timestamp>,
     reload: tokio::sync::Mutex<()>,
@@ -124,17 +155,18 @@ impl TargetingService {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         segments: Arc<SegmentProvider>,
-        geo: Option<Geo>,
-        session_timeout_micros: i64,
+        settings: TargetingSettings,
     ) -> Self {
         Self {
-            visitors: Visitors::new(store.clone(), session_timeout_micros),
+            visitors: Visitors::new(store.clone(), settings.session_timeout_micros),
             store,
             clock,
             segments,
             devices: Devices::new(),
-            geo,
-            session_timeout_micros,
+            geo: settings.geo,
+            tokens: CustomerTokens::new(settings.token_secret.as_deref()),
+            session_timeout_micros: settings.session_timeout_micros,
+            visitor_retention_micros: settings.visitor_retention_micros,
             compiled: RwLock::new(None),
             checked_at: Mutex::new(Timestamp::from_unix_micros(i64::MIN)),
             reload: tokio::sync::Mutex::new(()),
@@ -153,10 +185,13 @@ impl TargetingService {
             return Ok(origins.clone());
         }
         let origins = self.store.application(app).await?.map(|a| Arc::new(a.allowed_origins));
-        self.origins
-            .lock()
-            .expect("origins lock")
-            .insert(app.clone(), (now, origins.clone()));
+        // Only applications that exist are kept (a stranger's made-up ids are not).
+        if let Some(found) = &origins {
+            self.origins
+                .lock()
+                .expect("origins lock")
+                .insert(app.clone(), (now, Some(found.clone())));
+        }
         Ok(origins)
     }
 
@@ -170,11 +205,17 @@ impl TargetingService {
         let mut stop = std::pin::pin!(stop);
         let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut forgotten_at = Timestamp::from_unix_micros(i64::MIN);
         loop {
             tokio::select! {
                 _ = ticks.tick() => {
-                    if let Err(e) = self.visitors.flush(self.clock.now()).await {
+                    let now = self.clock.now();
+                    if let Err(e) = self.visitors.flush(now).await {
                         tracing::warn!(error = %e, "visitors not saved yet");
+                    }
+                    if now.unix_micros().saturating_sub(forgotten_at.unix_micros()) >= FORGET_EVERY_MICROS {
+                        forgotten_at = now;
+                        self.forget_old_visitors().await;
                     }
                 }
                 () = &mut stop => break,
@@ -183,11 +224,40 @@ impl TargetingService {
         self.flush_visitors().await;
     }
 
-    /// Saves every changed visitor (on shutdown), logging a failure.
+    /// Deletes the visitors not seen within the retention time.
+    pub async fn forget_old_visitors(&self) {
+        let before = Timestamp::from_unix_micros(
+            self.clock
+                .now()
+                .unix_micros()
+                .saturating_sub(self.visitor_retention_micros),
+        );
+        match self.store.forget_visitors(before).await {
+            Ok(0) => {}
+            Ok(forgotten) => tracing::info!(forgotten, "visitors past their retention deleted"),
+            Err(e) => tracing::warn!(error = %e, "old visitors not deleted"),
+        }
+    }
+
+    /// Saves every changed visitor (on shutdown): tries for up to about 10 s, then
+    /// logs what could not be saved.
     pub async fn flush_visitors(&self) {
-        match self.visitors.flush(self.clock.now()).await {
-            Ok(saved) => tracing::debug!(saved, "visitors saved"),
-            Err(e) => tracing::error!(error = %e, unsaved = self.visitors.unsaved(), "visitors could not be saved"),
+        let mut wait = std::time::Duration::from_millis(100);
+        for attempt in 1..=7 {
+            match self.visitors.flush(self.clock.now()).await {
+                Ok(saved) => {
+                    tracing::debug!(saved, "visitors saved");
+                    return;
+                }
+                Err(e) if attempt < 7 => {
+                    tracing::warn!(error = %e, attempt, "visitors not saved yet, trying again");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, unsaved = self.visitors.unsaved(), "visitors could not be saved");
+                }
+            }
         }
     }
 
@@ -244,9 +314,26 @@ impl TargetingService {
             }
         }
         let rule_names = rules.iter().map(|r| (r.id, r.name.clone())).collect();
-        let targeting = Targeting::compile(rules, infos, self.session_timeout_micros)
-            .map_err(|e| StoreError::Backend(format!("stored targeting rules do not compile together: {e}")))?;
-        let by_name = groups.values().map(|g| (g.name.as_str().to_owned(), g.id)).collect();
+        let targeting = match Targeting::compile(rules, infos, self.session_timeout_micros) {
+            Ok(targeting) => targeting,
+            Err(e) => {
+                // Rules are checked together when saved, so only a change outside this
+                // process gets here: keep deciding with the last rules that compiled.
+                tracing::error!(error = %e, version, "stored targeting rules do not compile together");
+                let last = self.compiled.read().expect("targeting lock").clone();
+                return last.ok_or_else(|| StoreError::Backend(format!("targeting rules do not compile: {e}")));
+            }
+        };
+        let mut by_name: HashMap<String, Vec<TargetGroupId>> = HashMap::new();
+        for group in groups.values() {
+            by_name
+                .entry(group.name.as_str().to_owned())
+                .or_default()
+                .push(group.id);
+        }
+        for ids in by_name.values_mut() {
+            ids.sort();
+        }
         let compiled = Arc::new(Compiled {
             version,
             targeting,
@@ -286,6 +373,18 @@ impl TargetingService {
             let field = e.field.strip_prefix("[0].").unwrap_or(&e.field).to_owned();
             Invalid::new(field, e.reason)
         })?;
+        // And together with the other rules (all patterns share one automaton).
+        let mut all: Vec<TargetingRule> = Vec::new();
+        for stored in self.store.list_rules().await? {
+            if stored.id != id
+                && let Ok(other) = self.parsed(&stored)
+            {
+                all.push(other);
+            }
+        }
+        all.push(rule.clone());
+        Targeting::compile(all, HashMap::new(), self.session_timeout_micros)
+            .map_err(|e| Invalid::new("conditions", format!("with the other rules: {}", e.reason)))?;
         let (groups, segments) = references(&rule);
         for (field, group) in groups {
             if self.store.target_group(group).await?.is_none() {
@@ -403,7 +502,10 @@ impl TargetingService {
         } else {
             (None, false, decide(&mut VisitorState::new(now)))
         };
-        if let Some(customer) = profile.as_ref().and(request.customer.as_ref()) {
+        // A visitor who declined tracking gives the customer nothing either.
+        if request.tracking
+            && let Some(customer) = profile.as_ref().and(request.customer.as_ref())
+        {
             self.give_customer(customer, &decision, now).await?;
         }
         let target_groups = decision
@@ -424,13 +526,12 @@ impl TargetingService {
             .map(|(slot, names)| {
                 let options: Vec<(TargetGroupId, &String)> = names
                     .iter()
-                    .filter_map(|n| {
-                        let id = compiled
-                            .by_name
-                            .get(n)
-                            .copied()
-                            .or_else(|| n.parse().ok().map(TargetGroupId::new));
-                        id.map(|id| (id, n))
+                    .flat_map(|n| {
+                        let ids = match compiled.by_name.get(n) {
+                            Some(ids) => ids.clone(),
+                            None => n.parse().ok().map(TargetGroupId::new).into_iter().collect(),
+                        };
+                        ids.into_iter().map(move |id| (id, n))
                     })
                     .collect();
                 (
@@ -484,8 +585,10 @@ impl TargetingService {
             *times.entry(*segment).or_insert(0) += n;
         }
         let rounds = times.values().copied().max().unwrap_or(0).min(MAX_COUNTER_STEPS);
-        for round in 0..rounds {
-            let add = times
+        let mut round = 0;
+        let mut pruned = false;
+        while round < rounds {
+            let add: Vec<SegmentAdd> = times
                 .iter()
                 .filter(|(_, n)| **n > round)
                 .map(|(segment, _)| SegmentAdd {
@@ -494,21 +597,29 @@ impl TargetingService {
                     expires_at: None,
                 })
                 .collect();
-            match self
-                .store
-                .change_segments(
-                    customer,
-                    &SegmentChange {
-                        add,
-                        remove: Vec::new(),
-                    },
-                    now,
-                )
-                .await
-            {
-                Ok(_) => {}
-                // A segment deleted since the rules were compiled, or the customer meanwhile.
-                Err(StoreError::NotFound { .. } | StoreError::DanglingReference { .. }) => break,
+            if add.is_empty() {
+                break;
+            }
+            let change = SegmentChange {
+                add,
+                remove: Vec::new(),
+            };
+            match self.store.change_segments(customer, &change, now).await {
+                Ok(_) => round += 1,
+                // A segment that no longer exists (deleted, or a page's made-up tag):
+                // leave it out and give the others.
+                Err(StoreError::DanglingReference { .. }) if !pruned => {
+                    pruned = true;
+                    let mut known = BTreeMap::new();
+                    for (segment, n) in times {
+                        if self.store.segment(segment).await?.is_some() {
+                            known.insert(segment, n);
+                        }
+                    }
+                    times = known;
+                }
+                // The customer was deleted meanwhile.
+                Err(StoreError::NotFound { .. } | StoreError::DanglingReference { .. }) => return Ok(()),
                 Err(e) => return Err(e),
             }
         }

@@ -6,11 +6,13 @@
 //! every second by the server's worker, and once more on graceful shutdown — so a
 //! request never waits for a write. Each entry counts its changes: a flush marks an
 //! entry clean only if nothing changed it while the batch was being written. Clean
-//! visitors idle longer than a session are dropped from memory after a flush.
+//! visitors idle longer than a session are dropped from memory after a flush. A
+//! panic under a shard lock does not poison it: the state is plain data, and a
+//! half-applied decision is still a valid state.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use cohort_core::targeting::VisitorState;
 use cohort_core::{Timestamp, VisitorId};
@@ -73,7 +75,12 @@ impl Visitors {
         now: Timestamp,
         change: impl FnOnce(&mut VisitorState, bool) -> R,
     ) -> StoreResult<R> {
-        if let Some(entry) = self.shard(id).lock().expect("visitor shard").get_mut(id) {
+        if let Some(entry) = self
+            .shard(id)
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(id)
+        {
             entry.changes += 1;
             return Ok(change(&mut entry.state, false));
         }
@@ -84,7 +91,7 @@ impl Visitors {
         };
         let known = stored.is_some();
         let mut inserted = false;
-        let mut shard = self.shard(id).lock().expect("visitor shard");
+        let mut shard = self.shard(id).lock().unwrap_or_else(PoisonError::into_inner);
         let entry = shard.entry(id.clone()).or_insert_with(|| {
             inserted = true;
             Entry {
@@ -99,7 +106,7 @@ impl Visitors {
 
     /// A copy of the visitor's state, from memory or the store.
     pub async fn get(&self, id: &VisitorId) -> StoreResult<Option<VisitorState>> {
-        if let Some(entry) = self.shard(id).lock().expect("visitor shard").get(id) {
+        if let Some(entry) = self.shard(id).lock().unwrap_or_else(PoisonError::into_inner).get(id) {
             return Ok(Some(entry.state.clone()));
         }
         Ok(self
@@ -108,6 +115,14 @@ impl Visitors {
             .await?
             .pop()
             .map(|v| v.state))
+    }
+
+    /// Visitors in memory.
+    pub fn resident(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
+            .sum()
     }
 
     /// Visitors changed and not saved yet.
@@ -131,7 +146,7 @@ impl Visitors {
         let _one = self.flushing.lock().await;
         let mut batch: Vec<(StoredVisitor, u64)> = Vec::new();
         for shard in self.shards.iter() {
-            let shard = shard.lock().expect("visitor shard");
+            let shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
             batch.extend(shard.iter().filter(|(_, e)| e.changes != e.saved).map(|(id, e)| {
                 (
                     StoredVisitor {

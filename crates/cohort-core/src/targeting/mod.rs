@@ -333,10 +333,11 @@ impl TargetingRule {
                     return Err(Invalid::new(format!("{field}.weight"), "at least 1"));
                 }
                 TargetingAction::Redirect { url, status } => {
-                    if !(url.starts_with("https://") || url.starts_with("http://") || url.starts_with('/')) {
+                    let path = url.starts_with('/') && !url.starts_with("//");
+                    if !(url.starts_with("https://") || url.starts_with("http://") || path) {
                         return Err(Invalid::new(
-                            format!("{field}.url"),
-                            "an absolute http(s) URL or a path starting with /",
+                            format!("{field}.redirect"),
+                            "an absolute http(s) URL or a path starting with a single /",
                         ));
                     }
                     if ![301, 302, 303, 307, 308].contains(status) {

@@ -8,25 +8,30 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
+use cohort_app::targeting::tokens::MAX_TTL_MICROS;
 use cohort_app::targeting::{ContextAnswer, ContextRequest};
 use cohort_core::targeting::{SnippetPlace, SnippetPosition};
-use cohort_core::{CustomerId, SegmentId, VisitorId};
+use cohort_core::{ApplicationId, CustomerId, SegmentId, Timestamp, VisitorId};
 use cohort_engine::targeting::Outcome;
+use cohort_store::StoreError;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
-use crate::auth::PublicKey;
-use crate::extract::{ApiQuery, parse_json};
+use crate::auth::{Auth, Ingest, PublicKey};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, body_problem, parse_json};
 use crate::problem::{ApiResult, Code, Problem, ProblemDocument};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(context))
+    OpenApiRouter::new()
+        .routes(routes!(context))
+        .routes(routes!(customer_token))
 }
 
 /// A visitor's request. Headers fill what the body leaves out: `User-Agent`,
@@ -36,8 +41,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct ContextBody {
     /// The visitor's id as cohort gave it; without one cohort issues a new id.
     pub visitor: Option<String>,
-    /// The logged-in customer (a login links the visitor to it).
+    /// The logged-in customer (a login links the visitor to it). Only a server's key
+    /// (`ingest`, `admin`) may name one; browsers send `customer_token`.
     pub customer: Option<String>,
+    /// The logged-in customer as a token the site's server obtained from
+    /// `POST /v1/applications/{app}/customer-tokens`.
+    pub customer_token: Option<String>,
     pub url: String,
     pub referrer: Option<String>,
     pub user_agent: Option<String>,
@@ -62,7 +71,7 @@ pub struct ContextParams {
     #[allow(dead_code)]
     pub key: Option<String>,
     /// `true`: say for each active rule whether it fired, did not match, or had fired
-    /// already in its scope.
+    /// already in its scope (a server's key only: rule names are not for browsers).
     #[serde(default)]
     pub explain: bool,
 }
@@ -170,13 +179,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
     responses((status = 200, body = ContextAnswerBody), (status = 400, body = ProblemDocument),
         (status = 403, body = ProblemDocument), (status = 404, body = ProblemDocument)))]
 async fn context(
-    PublicKey(app): PublicKey,
+    PublicKey { app, trusted }: PublicKey,
     State(state): State<AppState>,
     ApiQuery(params): ApiQuery<ContextParams>,
     Peer(peer): Peer,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<ContextAnswerBody>> {
+    let body = body.map_err(body_problem)?;
     let essence = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -184,9 +194,28 @@ async fn context(
     if !matches!(essence.as_deref(), Some("application/json" | "text/plain")) {
         return Err(Problem::new(Code::UnsupportedMediaType).detail("expected application/json or text/plain"));
     }
-    let body: ContextBody = parse_json(&body)?;
+    let mut body: ContextBody = parse_json(&body)?;
     if state.app.targeting.allowed_origins(&app).await?.is_none() {
         return Err(Problem::new(Code::NotFound).detail(format!("application {app} does not exist")));
+    }
+    if !trusted && body.customer.is_some() {
+        return Err(Problem::new(Code::Forbidden)
+            .field("customer")
+            .detail("a public key names the logged-in customer with customer_token"));
+    }
+    if !trusted && params.explain {
+        return Err(Problem::new(Code::Forbidden)
+            .field("explain")
+            .detail("explanations need a server's key"));
+    }
+    if let Some(token) = body.customer_token.take() {
+        if body.customer.is_some() {
+            return Err(Problem::new(Code::InvalidField)
+                .field("customer_token")
+                .detail("give customer or customer_token, not both"));
+        }
+        let customer = state.app.targeting.tokens.verify(&app, &token, state.app.now())?;
+        body.customer = Some(customer.into_string());
     }
     let request = context_request(body, &headers, peer, params.explain)?;
     let answer = state.app.targeting.decide(&app, request).await?;
@@ -203,6 +232,7 @@ fn context_request(
     peer: Option<IpAddr>,
     explain: bool,
 ) -> Result<ContextRequest, Problem> {
+    check_limits(&body)?;
     let visitor = body
         .visitor
         .map(|v| VisitorId::parse("visitor", &v))
@@ -222,11 +252,6 @@ fn context_request(
         })?),
         None => peer,
     };
-    if body.url.len() > 8_192 {
-        return Err(Problem::new(Code::InvalidField)
-            .field("url")
-            .detail("at most 8192 bytes"));
-    }
     let languages = body
         .languages
         .as_deref()
@@ -248,6 +273,99 @@ fn context_request(
         tracking: body.consent.unwrap_or(true),
         explain,
     })
+}
+
+/// Bounds on what a visitor's request may carry (the endpoint is public).
+fn check_limits(body: &ContextBody) -> Result<(), Problem> {
+    let too_long = |field: &str, text: Option<&String>, max: usize| {
+        text.filter(|t| t.len() > max).map(|_| {
+            Problem::new(Code::InvalidField)
+                .field(field)
+                .detail(format!("at most {max} bytes"))
+        })
+    };
+    let long = too_long("url", Some(&body.url), 8_192)
+        .or_else(|| too_long("referrer", body.referrer.as_ref(), 8_192))
+        .or_else(|| too_long("user_agent", body.user_agent.as_ref(), 1_024))
+        .or_else(|| too_long("languages", body.languages.as_ref(), 512));
+    if let Some(problem) = long {
+        return Err(problem);
+    }
+    if body.segments.len() > 32 {
+        return Err(Problem::new(Code::InvalidField)
+            .field("segments")
+            .detail("at most 32 segments"));
+    }
+    if let Some(i) = body.segments.iter().position(|s| *s < 1) {
+        return Err(Problem::new(Code::InvalidField)
+            .field(format!("segments[{i}]"))
+            .detail("expected a segment id"));
+    }
+    if body.slots.len() > 32 {
+        return Err(Problem::new(Code::InvalidField)
+            .field("slots")
+            .detail("at most 32 slots"));
+    }
+    for (slot, names) in &body.slots {
+        if slot.is_empty() || slot.len() > 100 || names.len() > 16 || names.iter().any(|n| n.len() > 100) {
+            return Err(Problem::new(Code::InvalidField)
+                .field(format!("slots.{slot}"))
+                .detail("a slot name of 1 to 100 bytes with at most 16 variant names of at most 100 bytes"));
+        }
+    }
+    Ok(())
+}
+
+/// Asks for a token naming a logged-in customer, for the site's pages to send to the
+/// context endpoint (`customer_token`).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    pub customer: String,
+    /// How long the token is valid, in minutes (default 1440, at most 43200).
+    pub ttl_minutes: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenBody {
+    pub token: String,
+    pub customer: String,
+    pub expires_at: String,
+}
+
+/// Issues a customer token: the site's server calls this when a customer logs in and
+/// gives the token to its pages (it names this customer in this application only).
+#[utoipa::path(post, path = "/v1/applications/{app}/customer-tokens", tag = "targeting",
+    params(("app" = String, Path)), request_body = TokenRequest, security(("bearer" = ["ingest"])),
+    responses((status = 201, body = TokenBody), (status = 400, body = ProblemDocument),
+        (status = 404, body = ProblemDocument)))]
+async fn customer_token(
+    _: Auth<Ingest>,
+    State(state): State<AppState>,
+    ApiPath(app): ApiPath<String>,
+    ApiJson(body): ApiJson<TokenRequest>,
+) -> ApiResult<(StatusCode, Json<TokenBody>)> {
+    let app = ApplicationId::parse("app", &app).map_err(Problem::invalid)?;
+    let customer = CustomerId::parse("customer", &body.customer).map_err(Problem::invalid)?;
+    let minutes = body.ttl_minutes.unwrap_or(1_440);
+    if minutes == 0 || i64::from(minutes) * 60 * 1_000_000 > MAX_TTL_MICROS {
+        return Err(Problem::new(Code::InvalidField)
+            .field("ttl_minutes")
+            .detail("1 to 43200 minutes"));
+    }
+    if state.app.store.application(&app).await?.is_none() {
+        return Err(StoreError::not_found("application", &app).into());
+    }
+    let expires = Timestamp::from_unix_micros(state.app.now().unix_micros() + i64::from(minutes) * 60 * 1_000_000);
+    let token = state.app.targeting.tokens.issue(&app, &customer, expires);
+    Ok((
+        StatusCode::CREATED,
+        Json(TokenBody {
+            token,
+            customer: customer.into_string(),
+            expires_at: expires.to_rfc3339(),
+        }),
+    ))
 }
 
 /// The languages of an `Accept-Language` value, preferred first, lower case (`*` and

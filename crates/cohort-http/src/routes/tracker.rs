@@ -4,13 +4,14 @@
 //! page shows anyway). Neither needs a key to be fetched.
 
 use axum::Router;
-use axum::extract::{Path, Query};
+use axum::extract::Path;
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
 use crate::AppState;
+use crate::extract::ApiQuery;
 
 const TRACKER: &str = include_str!("../../assets/cohort.js");
 const DEMO: &str = include_str!("../../assets/demo.html");
@@ -40,11 +41,11 @@ struct DemoParams {
     key: String,
 }
 
-async fn demo_home(Path(app): Path<String>, Query(params): Query<DemoParams>) -> Html<String> {
+async fn demo_home(Path(app): Path<String>, ApiQuery(params): ApiQuery<DemoParams>) -> Html<String> {
     demo(&app, "home", &params.key)
 }
 
-async fn demo_page(Path((app, page)): Path<(String, String)>, Query(params): Query<DemoParams>) -> Html<String> {
+async fn demo_page(Path((app, page)): Path<(String, String)>, ApiQuery(params): ApiQuery<DemoParams>) -> Html<String> {
     demo(&app, &page, &params.key)
 }
 

@@ -30,9 +30,10 @@ pub async fn shop_with_skiers(app: &TestApp) -> (Value, Value) {
     (skiers, rule)
 }
 
+/// The decision, asked by the site's server (an `ingest` key may name customers).
 pub async fn context(app: &TestApp, body: Value) -> Value {
     let response = app
-        .request(Method::POST, "/v1/applications/shop/context", &app.public_shop)
+        .request(Method::POST, "/v1/applications/shop/context", &app.ingest)
         .json(&body)
         .send()
         .await
@@ -142,11 +143,7 @@ async fn explain_says_what_became_of_every_rule() {
     let app = spawn_app().await;
     let (_, rule) = shop_with_skiers(&app).await;
     let response = app
-        .request(
-            Method::POST,
-            "/v1/applications/shop/context?explain=true",
-            &app.public_shop,
-        )
+        .request(Method::POST, "/v1/applications/shop/context?explain=true", &app.ingest)
         .json(&json!({"url": "https://shop.example/bikes"}))
         .send()
         .await
@@ -256,11 +253,154 @@ async fn browsers_need_an_allowed_origin_and_may_send_the_key_and_body_simply() 
 #[tokio::test]
 async fn declined_tracking_decides_without_keeping_anything() {
     let app = spawn_app().await;
-    shop_with_skiers(&app).await;
-    let answer = context(&app, json!({"url": "https://shop.example/ski", "consent": false})).await;
+    let (skiers, _) = shop_with_skiers(&app).await;
+    let group = app.create("/v1/segment-groups", json!({"name": "Interests"})).await;
+    let skiing = app
+        .create("/v1/segments", json!({"group": group["id"], "name": "Skiing"}))
+        .await;
+    app.create(
+        "/v1/targeting/rules",
+        json!({"name": "track", "actions": [{"track_segment": skiing["id"]},
+               {"save_tracked_segments": "all", "consider_consent": false},
+               {"assign_target_group": skiers["id"], "track_activity": true, "consider_consent": false}]}),
+    )
+    .await;
+    app.create("/v1/customers", json!({"id": "C-1"})).await;
+    let answer = context(
+        &app,
+        json!({"url": "https://shop.example/ski", "consent": false, "customer": "C-1"}),
+    )
+    .await;
     assert_eq!(answer["visitor"], Value::Null);
-    assert_eq!(answer["fired"].as_array().unwrap().len(), 1);
+    assert_eq!(answer["fired"].as_array().unwrap().len(), 2);
     assert_eq!(app.app.targeting.visitors.unsaved(), 0);
+    let segments: Value = app.get("/v1/customers/C-1/segments").await.json().await.unwrap();
+    assert_eq!(segments["segments"], json!([]), "nothing given to the customer");
+    let activities: Value = app.get("/v1/customers/C-1/activities").await.json().await.unwrap();
+    assert!(
+        !activities.to_string().contains("target_group_assigned"),
+        "{activities}"
+    );
+}
+
+#[tokio::test]
+async fn a_public_key_names_customers_only_with_a_token_and_gets_no_explanations() {
+    let app = spawn_app().await;
+    shop_with_skiers(&app).await;
+    app.create("/v1/customers", json!({"id": "C-1"})).await;
+    let public = |body: Value, query: &str| {
+        app.request(
+            Method::POST,
+            &format!("/v1/applications/shop/context{query}"),
+            &app.public_shop,
+        )
+        .json(&body)
+        .send()
+    };
+    let named = public(json!({"url": "https://shop.example/", "customer": "C-1"}), "")
+        .await
+        .unwrap();
+    assert_eq!(problem(named, 403, "forbidden").await["field"], "customer");
+    let explained = public(json!({"url": "https://shop.example/"}), "?explain=true")
+        .await
+        .unwrap();
+    assert_eq!(problem(explained, 403, "forbidden").await["field"], "explain");
+
+    let issued = app
+        .request(Method::POST, "/v1/applications/shop/customer-tokens", &app.ingest)
+        .json(&json!({"customer": "C-1", "ttl_minutes": 60}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(issued.status(), 201);
+    let token = issued.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let known = public(json!({"url": "https://shop.example/", "customer_token": token}), "")
+        .await
+        .unwrap();
+    assert_eq!(known.status(), 200);
+    let visitor = known.json::<Value>().await.unwrap()["visitor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let kept: Value = app.get(&format!("/v1/visitors/{visitor}")).await.json().await.unwrap();
+    assert_eq!(kept["customer"], "C-1");
+
+    let forged = format!("{}x", &token[..token.len() - 1]);
+    let refused = public(json!({"url": "https://shop.example/", "customer_token": forged}), "")
+        .await
+        .unwrap();
+    assert_eq!(problem(refused, 400, "invalid_field").await["field"], "customer_token");
+    app.clock.advance_micros(61 * 60 * 1_000_000);
+    let expired = public(json!({"url": "https://shop.example/", "customer_token": token}), "")
+        .await
+        .unwrap();
+    assert_eq!(problem(expired, 400, "invalid_field").await["field"], "customer_token");
+}
+
+#[tokio::test]
+async fn only_public_keys_travel_in_urls_and_requests_are_bounded() {
+    let app = spawn_app().await;
+    shop_with_skiers(&app).await;
+    let in_url = |key: &str, body: Value| {
+        app.client
+            .post(format!("{}/v1/applications/shop/context?key={key}", app.base))
+            .json(&body)
+            .send()
+    };
+    let admin = in_url(&app.admin, json!({"url": "https://shop.example/"}))
+        .await
+        .unwrap();
+    assert_eq!(problem(admin, 403, "forbidden").await["field"], "key");
+    let segments: Vec<i64> = (1..=33).collect();
+    let many = in_url(
+        &app.public_shop,
+        json!({"url": "https://shop.example/", "segments": segments}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(problem(many, 400, "invalid_field").await["field"], "segments");
+    let long_agent = in_url(
+        &app.public_shop,
+        json!({"url": "https://x/", "user_agent": "a".repeat(2_000)}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(problem(long_agent, 400, "invalid_field").await["field"], "user_agent");
+    let huge = app
+        .client
+        .post(format!(
+            "{}/v1/applications/shop/context?key={}",
+            app.base, app.public_shop
+        ))
+        .header("content-type", "text/plain")
+        .body(vec![b' '; 2 << 20])
+        .send()
+        .await
+        .unwrap();
+    problem(huge, 413, "payload_too_large").await;
+    let foreign_preflight = app
+        .client
+        .request(Method::OPTIONS, format!("{}/v1/applications/shop/context", app.base))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(problem(foreign_preflight, 403, "forbidden").await["field"], "origin");
+    let unknown_app = app
+        .client
+        .post(format!(
+            "{}/v1/applications/nope/context?key={}",
+            app.base, app.public_shop
+        ))
+        .header("origin", ORIGIN)
+        .json(&json!({"url": "https://shop.example/"}))
+        .send()
+        .await
+        .unwrap();
+    problem(unknown_app, 403, "forbidden").await;
 }
 
 #[tokio::test]
