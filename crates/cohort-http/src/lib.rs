@@ -37,7 +37,8 @@ pub const MAX_BODY: usize = 1 << 20;
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    pub app: App,
+    /// Behind one `Arc`: each request clones the state, so it costs one count.
+    pub app: Arc<App>,
     metrics: PrometheusHandle,
 }
 
@@ -60,7 +61,7 @@ impl Modify for BearerAuth {
 /// The router and the OpenAPI document describing it.
 pub fn router(app: App) -> (Router, utoipa::openapi::OpenApi) {
     let state = AppState {
-        app,
+        app: Arc::new(app),
         metrics: metrics::handle(),
     };
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
