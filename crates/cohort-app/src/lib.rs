@@ -5,6 +5,7 @@
 //! and loads the demo data set.
 
 pub mod activities;
+pub mod automation;
 pub mod builders;
 pub mod building;
 pub mod clock;

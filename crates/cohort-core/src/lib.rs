@@ -10,6 +10,7 @@ pub mod activity;
 pub mod aggregate;
 pub mod application;
 pub mod attributes;
+pub mod automation;
 pub mod condition;
 pub mod customer;
 pub mod error;

@@ -5,11 +5,16 @@
 //!   they use;
 //! - promotions (`promotion`): a catalog compiled once when promotions change, the
 //!   basket calculation (priorities, combination, segment validity, codes, budgets,
-//!   money rounded to the currency) and the product lookup.
+//!   money rounded to the currency) and the product lookup;
+//! - targeting (`targeting`): global rules compiled once, one decision per request of
+//!   a visitor;
+//! - automation (`automation`): rules indexed by the events they wait for, which fire
+//!   for an event and customer, and when their actions run.
 //!
 //! Architecture Invariant: this crate is pure — no I/O, no clock (`now` is a
 //! parameter), no async, no JSON.
 
+pub mod automation;
 pub mod builder;
 pub mod condition;
 pub mod promotion;

@@ -6,7 +6,7 @@
 
 pub mod devices;
 pub mod geo;
-mod rules;
+pub(crate) mod rules;
 pub mod service;
 pub mod tokens;
 pub mod visitors;

@@ -73,7 +73,7 @@ pub fn parse_rule(id: RuleId, value: &Value) -> Result<TargetingRule, Invalid> {
     rule.checked()
 }
 
-fn flag(map: &Map<String, Value>, field: &str, name: &str, default: bool) -> Result<bool, Invalid> {
+pub(crate) fn flag(map: &Map<String, Value>, field: &str, name: &str, default: bool) -> Result<bool, Invalid> {
     match map.get(name) {
         None | Some(Value::Null) => Ok(default),
         Some(v) => v
@@ -82,7 +82,7 @@ fn flag(map: &Map<String, Value>, field: &str, name: &str, default: bool) -> Res
     }
 }
 
-fn number(map: &Map<String, Value>, field: &str, name: &str) -> Result<u64, Invalid> {
+pub(crate) fn number(map: &Map<String, Value>, field: &str, name: &str) -> Result<u64, Invalid> {
     match map.get(name) {
         None => Err(Invalid::new(join(field, name), "missing field")),
         Some(v) => v
@@ -91,7 +91,7 @@ fn number(map: &Map<String, Value>, field: &str, name: &str) -> Result<u64, Inva
     }
 }
 
-fn small(map: &Map<String, Value>, field: &str, name: &str) -> Result<u32, Invalid> {
+pub(crate) fn small(map: &Map<String, Value>, field: &str, name: &str) -> Result<u32, Invalid> {
     u32::try_from(number(map, field, name)?).map_err(|_| Invalid::new(join(field, name), "too large"))
 }
 
@@ -206,7 +206,7 @@ fn nonempty(field: &str, text: String) -> Result<String, Invalid> {
     Ok(text)
 }
 
-fn positive(map: &Map<String, Value>, field: &str, name: &str) -> Result<i64, Invalid> {
+pub(crate) fn positive(map: &Map<String, Value>, field: &str, name: &str) -> Result<i64, Invalid> {
     map.get(name)
         .and_then(Value::as_i64)
         .filter(|id| *id >= 1)

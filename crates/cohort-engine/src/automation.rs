@@ -1,0 +1,231 @@
+//! Automation decisions: the active rules compiled once (indexed by the kind of event
+//! their triggers wait for), then, per event and customer, which rules fire and which
+//! of their actions run when. A rule's conditions are evaluated when it fires; what a
+//! delayed action does is decided when it runs (the app checks consent and reads the
+//! customer again then).
+//!
+//! ```text
+//! let automation = Automation::compile(rules);
+//! for fired in automation.react(&event, &customer, now) { /* queue fired.runs */ }
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use cohort_core::automation::{AutomationCondition, AutomationRule, AutomationRuleId, Event, PlannedAction, Trigger};
+use cohort_core::{ActivityType, Attributes, CustomerId, SegmentId, Timestamp};
+
+/// What the conditions may ask of the customer.
+#[derive(Debug, Clone, Copy)]
+pub struct CustomerFacts<'a> {
+    pub id: &'a CustomerId,
+    pub attributes: &'a Attributes,
+    /// Live segments.
+    pub segments: &'a BTreeSet<SegmentId>,
+    /// Activities recorded so far, per type (the types the rules ask about; a missing
+    /// type counts 0).
+    pub activity_counts: &'a BTreeMap<ActivityType, u32>,
+}
+
+/// An action to run, and when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    /// Its position in the rule's actions.
+    pub index: usize,
+    pub planned: PlannedAction,
+    pub at: Timestamp,
+}
+
+/// A rule that fired for the event and customer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fired {
+    pub rule: AutomationRuleId,
+    pub runs: Vec<Run>,
+}
+
+/// A rule's conditions for one customer, leaf by leaf (for dry runs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    pub holds: bool,
+    /// Each leaf condition in order with whether it holds.
+    pub conditions: Vec<(String, bool)>,
+}
+
+/// The event kinds, to index rules by what they wait for.
+const KINDS: usize = 7;
+
+fn kind_of(event: &Event) -> usize {
+    match event {
+        Event::Activity { .. } => 0,
+        Event::CustomerCreated => 1,
+        Event::CustomerUpdated => 2,
+        Event::SegmentsBuilt => 3,
+        Event::Scheduled => 4,
+        Event::SegmentTracked { .. } => 5,
+        Event::TargetGroupAssigned { .. } => 6,
+    }
+}
+
+fn kinds_of(trigger: &Trigger) -> usize {
+    match trigger {
+        Trigger::NewActivity(_) => 0,
+        Trigger::CustomerCreated => 1,
+        Trigger::CustomerUpdated => 2,
+        Trigger::SegmentsBuilt => 3,
+        Trigger::Schedule(_) => 4,
+        Trigger::SegmentTracked => 5,
+        Trigger::TargetGroupAssigned(_) => 6,
+    }
+}
+
+/// The active rules, compiled.
+#[derive(Debug, Clone, Default)]
+pub struct Automation {
+    rules: Vec<AutomationRule>,
+    /// Per event kind, the rules with a trigger of that kind.
+    by_kind: [Vec<usize>; KINDS],
+    /// Activity types some condition counts.
+    counted: BTreeSet<ActivityType>,
+}
+
+impl Automation {
+    /// Keeps the active rules, indexed by the events they wait for.
+    pub fn compile(rules: Vec<AutomationRule>) -> Self {
+        let mut automation = Self::default();
+        for rule in rules.into_iter().filter(|r| r.active) {
+            let index = automation.rules.len();
+            let mut kinds: Vec<usize> = rule.triggers.iter().map(kinds_of).collect();
+            kinds.dedup();
+            for kind in kinds {
+                if automation.by_kind[kind].last() != Some(&index) {
+                    automation.by_kind[kind].push(index);
+                }
+            }
+            for leaf in rule.conditions.leaves() {
+                if let AutomationCondition::ActivityCount { kind, .. } = leaf {
+                    automation.counted.insert(kind.clone());
+                }
+            }
+            automation.rules.push(rule);
+        }
+        automation
+    }
+
+    /// The activity types whose counts the conditions need.
+    pub fn counted_activity_types(&self) -> &BTreeSet<ActivityType> {
+        &self.counted
+    }
+
+    /// Whether some active rule waits for this kind of event (so the caller can skip
+    /// reading the customer).
+    pub fn listens_to(&self, event: &Event) -> bool {
+        self.rules_for(event).next().is_some()
+    }
+
+    /// The active rules a trigger of which waits for the event.
+    pub fn rules_for<'a>(&'a self, event: &'a Event) -> impl Iterator<Item = &'a AutomationRule> + 'a {
+        self.by_kind[kind_of(event)]
+            .iter()
+            .map(|i| &self.rules[*i])
+            .filter(move |r| r.triggers.iter().any(|t| t.fires_on(event)))
+    }
+
+    /// The active rules with a schedule, with their cron expressions.
+    pub fn scheduled(&self) -> impl Iterator<Item = (&AutomationRule, &str)> {
+        self.by_kind[4].iter().flat_map(|i| {
+            let rule = &self.rules[*i];
+            rule.triggers.iter().filter_map(move |t| match t {
+                Trigger::Schedule(cron) => Some((rule, cron.as_str())),
+                _ => None,
+            })
+        })
+    }
+
+    /// The rules that fire for the event and customer, with their actions' times.
+    pub fn react(&self, event: &Event, customer: &CustomerFacts<'_>, now: Timestamp) -> Vec<Fired> {
+        self.rules_for(event)
+            .filter(|rule| holds(rule, event, customer))
+            .map(|rule| Fired {
+                rule: rule.id,
+                runs: runs(rule, now),
+            })
+            .collect()
+    }
+}
+
+/// When each action of a rule that fired at `now` runs.
+pub fn runs(rule: &AutomationRule, now: Timestamp) -> Vec<Run> {
+    rule.actions
+        .iter()
+        .enumerate()
+        .map(|(index, planned)| Run {
+            index,
+            planned: planned.clone(),
+            at: Timestamp::from_unix_micros(
+                now.unix_micros()
+                    .saturating_add(i64::from(planned.delay_minutes) * 60 * 1_000_000),
+            ),
+        })
+        .collect()
+}
+
+/// Whether the rule's conditions hold for the event and customer.
+pub fn holds(rule: &AutomationRule, event: &Event, customer: &CustomerFacts<'_>) -> bool {
+    rule.conditions.holds(&mut |leaf| condition(leaf, event, customer))
+}
+
+/// Every leaf of the rule's conditions with whether it holds, and the whole.
+pub fn evaluate(rule: &AutomationRule, event: &Event, customer: &CustomerFacts<'_>) -> Evaluation {
+    Evaluation {
+        holds: holds(rule, event, customer),
+        conditions: rule
+            .conditions
+            .leaves()
+            .into_iter()
+            .map(|leaf| (describe(leaf), condition(leaf, event, customer)))
+            .collect(),
+    }
+}
+
+fn condition(leaf: &AutomationCondition, event: &Event, customer: &CustomerFacts<'_>) -> bool {
+    match leaf {
+        AutomationCondition::ActivityCount { kind, test } => {
+            test.holds(customer.activity_counts.get(kind).copied().unwrap_or(0))
+        }
+        AutomationCondition::CustomerIs(ids) => ids.contains(customer.id),
+        AutomationCondition::HasSegment(segment) => customer.segments.contains(segment),
+        AutomationCondition::FieldEquals { field, value } => customer.attributes.get(field) == Some(value),
+        AutomationCondition::TrackedSegmentsCount { segments, test } => match event {
+            Event::SegmentTracked { segment, count } => {
+                (segments.is_empty() || segments.contains(segment)) && test.holds(*count)
+            }
+            _ => false,
+        },
+        AutomationCondition::TargetGroupWeight { groups, test } => match event {
+            Event::TargetGroupAssigned { group, weight, .. } => {
+                (groups.is_empty() || groups.contains(group)) && test.holds(*weight)
+            }
+            _ => false,
+        },
+    }
+}
+
+/// A leaf as a short text for dry runs.
+pub fn describe(leaf: &AutomationCondition) -> String {
+    use cohort_core::targeting::CountTest;
+    let test = |t: &CountTest| match t {
+        CountTest::Compare(op, value) => format!("{op} {value}"),
+        CountTest::MultipleOf(n) => format!("every {n}"),
+    };
+    match leaf {
+        AutomationCondition::ActivityCount { kind, test: t } => format!("activities of type {kind} {}", test(t)),
+        AutomationCondition::CustomerIs(ids) => format!("customer is one of {} listed", ids.len()),
+        AutomationCondition::HasSegment(segment) => format!("has segment {segment}"),
+        AutomationCondition::FieldEquals { field, value } => format!("{field} = {value:?}"),
+        AutomationCondition::TrackedSegmentsCount { segments, test: t } => {
+            format!("tracked segment count {} (segments {segments:?})", test(t))
+        }
+        AutomationCondition::TargetGroupWeight { groups, test: t } => {
+            format!("target group weight {} (groups {groups:?})", test(t))
+        }
+    }
+}
