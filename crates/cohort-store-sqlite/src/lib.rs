@@ -6,6 +6,7 @@
 
 mod activities;
 mod applications;
+mod automation;
 mod builders;
 mod customers;
 mod error;

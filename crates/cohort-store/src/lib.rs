@@ -2,6 +2,7 @@
 //! the text encodings shared by the SQL backends, and the conformance suite that
 //! every backend must pass.
 
+pub mod automation;
 pub mod codec;
 pub mod conformance;
 mod error;
@@ -10,6 +11,7 @@ mod promotions;
 mod store;
 mod targeting;
 
+pub use automation::{AutomationStore, DeadLetter, Job, NewJob, StoredAutomationRule};
 pub use error::{StoreError, StoreResult};
 pub use promotions::{CustomerFacts, OrderOutcome, OrderPlacement, PromotionStore};
 pub use store::{

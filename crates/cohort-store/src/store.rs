@@ -64,6 +64,7 @@ pub trait Store:
     + KeyStore
     + crate::PromotionStore
     + crate::TargetingStore
+    + crate::AutomationStore
 {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;

@@ -12,9 +12,11 @@ use cohort_core::*;
 
 use crate::{CustomerFilter, ImportMode, ImportedMembership, SegmentFilter, Store, StoreError};
 
+mod automation;
 mod builders;
 mod promotions;
 mod targeting;
+pub use automation::*;
 use builders::drain_queue;
 pub use builders::*;
 pub use promotions::*;
@@ -81,6 +83,9 @@ macro_rules! conformance_suite {
             targeting_rules_round_trip_and_move_the_version,
             visitors_are_saved_read_back_and_linked_to_customers,
             many_visitors_are_saved_in_one_call,
+            automation_rules_round_trip_count_firings_and_move_the_version,
+            queued_jobs_are_claimed_once_finished_retried_buried_and_replayed,
+            concurrent_claims_never_hand_out_a_job_twice,
         );
     };
     (@each $fresh:path, $attrs:tt $name:ident $(, $rest:ident)* $(,)?) => {

@@ -1,0 +1,449 @@
+//! The automation part of the storage port: rule definitions (the client's JSON) with
+//! how often and when each last fired, and the durable queue of actions to run — due
+//! ones claimed for a lease so that two servers never run one at once, finished,
+//! retried later, or parked as dead letters that can be replayed. The SQL is shared by
+//! both backends (`sql_automation_store!`); its only formatted parts are column lists
+//! written here.
+
+use async_trait::async_trait;
+use cohort_core::automation::AutomationRuleId;
+use cohort_core::{CustomerId, Timestamp};
+
+use crate::StoreResult;
+
+/// An automation rule as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAutomationRule {
+    pub id: AutomationRuleId,
+    pub definition: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// How often it fired.
+    pub fired: u64,
+    pub last_fired_at: Option<Timestamp>,
+}
+
+/// An action to run for a customer at a time, with the event that fired its rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    pub rule: AutomationRuleId,
+    /// The action's position in the rule.
+    pub action: u32,
+    pub customer: CustomerId,
+    pub run_at: Timestamp,
+    /// The triggering event, encoded by the app.
+    pub environment: String,
+}
+
+/// A queued action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: i64,
+    pub rule: AutomationRuleId,
+    pub action: u32,
+    pub customer: CustomerId,
+    pub run_at: Timestamp,
+    pub environment: String,
+    /// Runs that failed so far.
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    /// The claim this job was handed out under (0: not claimed); finishing, retrying
+    /// or burying it needs the same value, so a claim that ran out and was taken over
+    /// cannot finish the job twice.
+    pub lease: i64,
+}
+
+/// An action that failed for good.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub id: i64,
+    pub rule: AutomationRuleId,
+    pub action: u32,
+    pub customer: CustomerId,
+    pub environment: String,
+    pub attempts: u32,
+    pub error: String,
+    pub failed_at: Timestamp,
+}
+
+#[async_trait]
+pub trait AutomationStore: Send + Sync + 'static {
+    async fn create_automation_rule(&self, definition: &str, now: Timestamp) -> StoreResult<StoredAutomationRule>;
+    async fn automation_rule(&self, id: AutomationRuleId) -> StoreResult<Option<StoredAutomationRule>>;
+    /// Replaces the definition (statistics stay). `NotFound` if there is no such rule.
+    async fn replace_automation_rule(
+        &self,
+        id: AutomationRuleId,
+        definition: &str,
+        now: Timestamp,
+    ) -> StoreResult<StoredAutomationRule>;
+    /// Deletes the rule with its queued actions and dead letters.
+    async fn delete_automation_rule(&self, id: AutomationRuleId) -> StoreResult<()>;
+    /// Every rule, by id.
+    async fn list_automation_rules(&self) -> StoreResult<Vec<StoredAutomationRule>>;
+    /// Moves with every change of a rule definition.
+    async fn automation_version(&self) -> StoreResult<i64>;
+
+    /// Counts the rules that fired and queues their actions, in one transaction.
+    /// Jobs for customers cohort does not know are left out.
+    async fn fire(&self, rules: &[AutomationRuleId], jobs: &[NewJob], now: Timestamp) -> StoreResult<()>;
+    /// Claims up to `limit` jobs due at `now` (earliest first) that no live claim
+    /// holds, until `lease_until`, under the claim `lease` (non-zero).
+    async fn claim_jobs(&self, now: Timestamp, lease_until: Timestamp, lease: i64, limit: u32)
+    -> StoreResult<Vec<Job>>;
+    /// Removes a job that ran; `false` if the claim was lost.
+    async fn finish_job(&self, id: i64, lease: i64) -> StoreResult<bool>;
+    /// Releases a job to run again at `run_at`, counting the failure; `false` if the
+    /// claim was lost.
+    async fn retry_job(&self, id: i64, lease: i64, run_at: Timestamp, error: &str) -> StoreResult<bool>;
+    /// Moves a job to the dead letters; `false` if the claim was lost.
+    async fn bury_job(&self, id: i64, lease: i64, error: &str, now: Timestamp) -> StoreResult<bool>;
+    /// Queued jobs, earliest first.
+    async fn queued_jobs(&self, limit: u32) -> StoreResult<Vec<Job>>;
+    /// Dead letters, newest first.
+    async fn dead_letters(&self, limit: u32) -> StoreResult<Vec<DeadLetter>>;
+    /// Queues a dead letter again, to run at `now` with its failures forgotten.
+    /// `NotFound` if there is no such dead letter.
+    async fn replay_dead_letter(&self, id: i64, now: Timestamp) -> StoreResult<Job>;
+}
+
+/// The SQL implementation of `AutomationStore`, the same text on both backends but for
+/// how a write transaction starts and how due jobs are locked (PostgreSQL skips rows
+/// another claim holds: `FOR UPDATE SKIP LOCKED`). Expanded in each backend crate:
+///
+/// ```text
+/// cohort_store::sql_automation_store!(SqliteStore, row: SqliteRow, read: read, write: write,
+///     begin: begin_with("BEGIN IMMEDIATE"), lock: "", db: crate::error::db);
+/// ```
+#[macro_export]
+macro_rules! sql_automation_store {
+    ($store:ty, row: $row:ty, read: $read:ident, write: $write:ident, begin: $begin:ident($($arg:expr),*),
+     lock: $lock:literal, db: $db:path) => {
+        use sqlx::Row as _;
+
+        const RULE_COLUMNS: &str = "id, definition, created_at, updated_at, fired, last_fired_at";
+        const JOB_COLUMNS: &str = "j.id, j.rule_id, j.action, c.id AS customer, j.run_at, j.environment, j.attempts,
+             j.last_error, j.lease";
+
+        fn automation_rule_from_row(row: &$row) -> $crate::automation::StoredAutomationRule {
+            $crate::automation::StoredAutomationRule {
+                id: cohort_core::automation::AutomationRuleId::new(row.get("id")),
+                definition: row.get("definition"),
+                created_at: cohort_core::Timestamp::from_unix_micros(row.get("created_at")),
+                updated_at: cohort_core::Timestamp::from_unix_micros(row.get("updated_at")),
+                fired: u64::try_from(row.get::<i64, _>("fired")).unwrap_or(0),
+                last_fired_at: row
+                    .get::<Option<i64>, _>("last_fired_at")
+                    .map(cohort_core::Timestamp::from_unix_micros),
+            }
+        }
+
+        fn job_from_row(row: &$row) -> $crate::StoreResult<$crate::automation::Job> {
+            Ok($crate::automation::Job {
+                id: row.get("id"),
+                rule: cohort_core::automation::AutomationRuleId::new(row.get("rule_id")),
+                action: u32::try_from(row.get::<i64, _>("action")).unwrap_or(u32::MAX),
+                customer: $crate::codec::stored(cohort_core::CustomerId::parse("customer", &row.get::<String, _>("customer")))?,
+                run_at: cohort_core::Timestamp::from_unix_micros(row.get("run_at")),
+                environment: row.get("environment"),
+                attempts: u32::try_from(row.get::<i64, _>("attempts")).unwrap_or(u32::MAX),
+                last_error: row.get("last_error"),
+                lease: row.get("lease"),
+            })
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::automation::AutomationStore for $store {
+            async fn create_automation_rule(
+                &self,
+                definition: &str,
+                now: cohort_core::Timestamp,
+            ) -> $crate::StoreResult<$crate::automation::StoredAutomationRule> {
+                let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO automation_rules (definition, created_at, updated_at) VALUES ($1, $2, $2)
+                     RETURNING {RULE_COLUMNS}"
+                )))
+                .bind(definition)
+                .bind(now.unix_micros())
+                .fetch_one(&self.$write)
+                .await
+                .map_err($db)?;
+                Ok(automation_rule_from_row(&row))
+            }
+
+            async fn automation_rule(
+                &self,
+                id: cohort_core::automation::AutomationRuleId,
+            ) -> $crate::StoreResult<Option<$crate::automation::StoredAutomationRule>> {
+                let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RULE_COLUMNS} FROM automation_rules WHERE id = $1")))
+                    .bind(id.get())
+                    .fetch_optional(&self.$read)
+                    .await
+                    .map_err($db)?;
+                Ok(row.as_ref().map(automation_rule_from_row))
+            }
+
+            async fn replace_automation_rule(
+                &self,
+                id: cohort_core::automation::AutomationRuleId,
+                definition: &str,
+                now: cohort_core::Timestamp,
+            ) -> $crate::StoreResult<$crate::automation::StoredAutomationRule> {
+                let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "UPDATE automation_rules SET definition = $2, updated_at = $3 WHERE id = $1 RETURNING {RULE_COLUMNS}"
+                )))
+                .bind(id.get())
+                .bind(definition)
+                .bind(now.unix_micros())
+                .fetch_optional(&self.$write)
+                .await
+                .map_err($db)?;
+                row.as_ref()
+                    .map(automation_rule_from_row)
+                    .ok_or_else(|| $crate::StoreError::not_found("automation rule", id))
+            }
+
+            async fn delete_automation_rule(&self, id: cohort_core::automation::AutomationRuleId) -> $crate::StoreResult<()> {
+                let done = sqlx::query("DELETE FROM automation_rules WHERE id = $1")
+                    .bind(id.get())
+                    .execute(&self.$write)
+                    .await
+                    .map_err($db)?;
+                if done.rows_affected() == 0 {
+                    return Err($crate::StoreError::not_found("automation rule", id));
+                }
+                Ok(())
+            }
+
+            async fn list_automation_rules(&self) -> $crate::StoreResult<Vec<$crate::automation::StoredAutomationRule>> {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {RULE_COLUMNS} FROM automation_rules ORDER BY id")))
+                    .fetch_all(&self.$read)
+                    .await
+                    .map_err($db)?;
+                Ok(rows.iter().map(automation_rule_from_row).collect())
+            }
+
+            async fn automation_version(&self) -> $crate::StoreResult<i64> {
+                sqlx::query_scalar("SELECT version FROM automation_version")
+                    .fetch_one(&self.$read)
+                    .await
+                    .map_err($db)
+            }
+
+            async fn fire(
+                &self,
+                rules: &[cohort_core::automation::AutomationRuleId],
+                jobs: &[$crate::automation::NewJob],
+                now: cohort_core::Timestamp,
+            ) -> $crate::StoreResult<()> {
+                let mut tx = self.$write.$begin($($arg),*).await.map_err($db)?;
+                for rule in rules {
+                    sqlx::query("UPDATE automation_rules SET fired = fired + 1, last_fired_at = $2 WHERE id = $1")
+                        .bind(rule.get())
+                        .bind(now.unix_micros())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err($db)?;
+                }
+                for job in jobs {
+                    sqlx::query(
+                        "INSERT INTO automation_jobs (rule_id, action, customer_seq, run_at, environment)
+                         SELECT $1, $2, seq, $4, $5 FROM customers WHERE id = $3",
+                    )
+                    .bind(job.rule.get())
+                    .bind(i64::from(job.action))
+                    .bind(job.customer.as_str())
+                    .bind(job.run_at.unix_micros())
+                    .bind(&job.environment)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($db)?;
+                }
+                tx.commit().await.map_err($db)
+            }
+
+            async fn claim_jobs(
+                &self,
+                now: cohort_core::Timestamp,
+                lease_until: cohort_core::Timestamp,
+                lease: i64,
+                limit: u32,
+            ) -> $crate::StoreResult<Vec<$crate::automation::Job>> {
+                let mut tx = self.$write.$begin($($arg),*).await.map_err($db)?;
+                let due: Vec<i64> = sqlx::query_scalar(concat!(
+                    "SELECT id FROM automation_jobs
+                     WHERE run_at <= $1 AND (claimed_until IS NULL OR claimed_until < $1)
+                     ORDER BY run_at, id LIMIT $2 ",
+                    $lock
+                ))
+                .bind(now.unix_micros())
+                .bind(i64::from(limit))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err($db)?;
+                for id in &due {
+                    sqlx::query("UPDATE automation_jobs SET lease = $2, claimed_until = $3 WHERE id = $1")
+                        .bind(id)
+                        .bind(lease)
+                        .bind(lease_until.unix_micros())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err($db)?;
+                }
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {JOB_COLUMNS} FROM automation_jobs j JOIN customers c ON c.seq = j.customer_seq
+                     WHERE j.lease = $1 AND j.claimed_until = $2 ORDER BY j.run_at, j.id"
+                )))
+                .bind(lease)
+                .bind(lease_until.unix_micros())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err($db)?;
+                tx.commit().await.map_err($db)?;
+                rows.iter().map(job_from_row).collect()
+            }
+
+            async fn finish_job(&self, id: i64, lease: i64) -> $crate::StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM automation_jobs WHERE id = $1 AND lease = $2")
+                    .bind(id)
+                    .bind(lease)
+                    .execute(&self.$write)
+                    .await
+                    .map_err($db)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn retry_job(
+                &self,
+                id: i64,
+                lease: i64,
+                run_at: cohort_core::Timestamp,
+                error: &str,
+            ) -> $crate::StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE automation_jobs SET run_at = $3, attempts = attempts + 1, last_error = $4, lease = 0,
+                       claimed_until = NULL
+                     WHERE id = $1 AND lease = $2",
+                )
+                .bind(id)
+                .bind(lease)
+                .bind(run_at.unix_micros())
+                .bind(error)
+                .execute(&self.$write)
+                .await
+                .map_err($db)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn bury_job(
+                &self,
+                id: i64,
+                lease: i64,
+                error: &str,
+                now: cohort_core::Timestamp,
+            ) -> $crate::StoreResult<bool> {
+                let mut tx = self.$write.$begin($($arg),*).await.map_err($db)?;
+                let moved = sqlx::query(
+                    "INSERT INTO automation_dead_letters
+                       (rule_id, action, customer_seq, environment, attempts, error, failed_at)
+                     SELECT rule_id, action, customer_seq, environment, attempts + 1, $3, $4
+                     FROM automation_jobs WHERE id = $1 AND lease = $2",
+                )
+                .bind(id)
+                .bind(lease)
+                .bind(error)
+                .bind(now.unix_micros())
+                .execute(&mut *tx)
+                .await
+                .map_err($db)?;
+                if moved.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                sqlx::query("DELETE FROM automation_jobs WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($db)?;
+                tx.commit().await.map_err($db)?;
+                Ok(true)
+            }
+
+            async fn queued_jobs(&self, limit: u32) -> $crate::StoreResult<Vec<$crate::automation::Job>> {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {JOB_COLUMNS} FROM automation_jobs j JOIN customers c ON c.seq = j.customer_seq
+                     ORDER BY j.run_at, j.id LIMIT $1"
+                )))
+                .bind(i64::from(limit))
+                .fetch_all(&self.$read)
+                .await
+                .map_err($db)?;
+                rows.iter().map(job_from_row).collect()
+            }
+
+            async fn dead_letters(&self, limit: u32) -> $crate::StoreResult<Vec<$crate::automation::DeadLetter>> {
+                let rows = sqlx::query(
+                    "SELECT d.id, d.rule_id, d.action, c.id AS customer, d.environment, d.attempts, d.error, d.failed_at
+                     FROM automation_dead_letters d JOIN customers c ON c.seq = d.customer_seq
+                     ORDER BY d.failed_at DESC, d.id DESC LIMIT $1",
+                )
+                .bind(i64::from(limit))
+                .fetch_all(&self.$read)
+                .await
+                .map_err($db)?;
+                rows.iter()
+                    .map(|row| {
+                        Ok($crate::automation::DeadLetter {
+                            id: row.get("id"),
+                            rule: cohort_core::automation::AutomationRuleId::new(row.get("rule_id")),
+                            action: u32::try_from(row.get::<i64, _>("action")).unwrap_or(u32::MAX),
+                            customer: $crate::codec::stored(cohort_core::CustomerId::parse(
+                                "customer",
+                                &row.get::<String, _>("customer"),
+                            ))?,
+                            environment: row.get("environment"),
+                            attempts: u32::try_from(row.get::<i64, _>("attempts")).unwrap_or(u32::MAX),
+                            error: row.get("error"),
+                            failed_at: cohort_core::Timestamp::from_unix_micros(row.get("failed_at")),
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn replay_dead_letter(
+                &self,
+                id: i64,
+                now: cohort_core::Timestamp,
+            ) -> $crate::StoreResult<$crate::automation::Job> {
+                let mut tx = self.$write.$begin($($arg),*).await.map_err($db)?;
+                let job: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO automation_jobs (rule_id, action, customer_seq, run_at, environment)
+                     SELECT rule_id, action, customer_seq, $2, environment FROM automation_dead_letters WHERE id = $1
+                     RETURNING id",
+                )
+                .bind(id)
+                .bind(now.unix_micros())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err($db)?;
+                let Some(job) = job else {
+                    return Err($crate::StoreError::not_found("dead letter", id));
+                };
+                sqlx::query("DELETE FROM automation_dead_letters WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($db)?;
+                let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {JOB_COLUMNS} FROM automation_jobs j JOIN customers c ON c.seq = j.customer_seq
+                     WHERE j.id = $1"
+                )))
+                .bind(job)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err($db)?;
+                tx.commit().await.map_err($db)?;
+                job_from_row(&row)
+            }
+        }
+    };
+}

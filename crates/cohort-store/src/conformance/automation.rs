@@ -1,0 +1,190 @@
+//! Conformance of automation: rule definitions with their firing counts and version,
+//! and the durable queue — due jobs claimed under a lease, never handed out twice (also
+//! to concurrent claimers), finished, retried, buried and replayed; jobs going with
+//! their rule and their customer.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use cohort_core::automation::AutomationRuleId;
+
+use super::{cid, new_customer, t};
+use crate::{NewJob, Store, StoreError};
+
+fn job(rule: AutomationRuleId, customer: &str, action: u32, run_at: i64) -> NewJob {
+    NewJob {
+        rule,
+        action,
+        customer: cid(customer),
+        run_at: t(run_at),
+        environment: format!(r#"{{"event":"customer_created","n":{action}}}"#),
+    }
+}
+
+pub async fn automation_rules_round_trip_count_firings_and_move_the_version(store: &dyn Store) {
+    let v0 = store.automation_version().await.unwrap();
+    let rule = store.create_automation_rule(r#"{"name":"a"}"#, t(1)).await.unwrap();
+    let v1 = store.automation_version().await.unwrap();
+    assert!(v1 > v0, "creating moves the version");
+    assert_eq!((rule.fired, rule.last_fired_at), (0, None));
+    store.fire(&[rule.id, rule.id], &[], t(5)).await.unwrap();
+    let read = store.automation_rule(rule.id).await.unwrap().unwrap();
+    assert_eq!((read.fired, read.last_fired_at), (2, Some(t(5))));
+    assert_eq!(
+        store.automation_version().await.unwrap(),
+        v1,
+        "firing is not a change of definition"
+    );
+    let replaced = store
+        .replace_automation_rule(rule.id, r#"{"name":"b"}"#, t(6))
+        .await
+        .unwrap();
+    assert_eq!((replaced.definition.as_str(), replaced.fired), (r#"{"name":"b"}"#, 2));
+    let v2 = store.automation_version().await.unwrap();
+    assert!(v2 > v1);
+    let other = store.create_automation_rule("{}", t(7)).await.unwrap();
+    let ids: Vec<_> = store
+        .list_automation_rules()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, vec![rule.id, other.id]);
+    store.delete_automation_rule(rule.id).await.unwrap();
+    assert!(store.automation_version().await.unwrap() > v2);
+    assert!(matches!(
+        store.delete_automation_rule(rule.id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.replace_automation_rule(rule.id, "{}", t(8)).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+pub async fn queued_jobs_are_claimed_once_finished_retried_buried_and_replayed(store: &dyn Store) {
+    store.create_customer(&new_customer("C1"), t(0)).await.unwrap();
+    let rule = store.create_automation_rule("{}", t(0)).await.unwrap();
+    let jobs = [
+        job(rule.id, "C1", 0, 10),
+        job(rule.id, "C1", 1, 5),
+        job(rule.id, "C1", 2, 100),
+        job(rule.id, "GHOST", 0, 1),
+    ];
+    store.fire(&[rule.id], &jobs, t(1)).await.unwrap();
+    assert_eq!(
+        store.queued_jobs(10).await.unwrap().len(),
+        3,
+        "no job for an unknown customer"
+    );
+
+    let claimed = store.claim_jobs(t(20), t(80), 7, 10).await.unwrap();
+    let actions: Vec<u32> = claimed.iter().map(|j| j.action).collect();
+    assert_eq!(actions, vec![1, 0], "the due ones, earliest first");
+    assert!(
+        claimed
+            .iter()
+            .all(|j| j.lease == 7 && j.customer == cid("C1") && j.attempts == 0)
+    );
+    assert_eq!(claimed[0].environment, r#"{"event":"customer_created","n":1}"#);
+    assert!(
+        store.claim_jobs(t(21), t(81), 8, 10).await.unwrap().is_empty(),
+        "held by the first claim"
+    );
+
+    let (first, second) = (&claimed[0], &claimed[1]);
+    assert!(
+        !store.finish_job(first.id, 8).await.unwrap(),
+        "another lease cannot finish it"
+    );
+    assert!(store.finish_job(first.id, 7).await.unwrap());
+    assert!(!store.finish_job(first.id, 7).await.unwrap(), "finished once");
+
+    assert!(store.retry_job(second.id, 7, t(50), "timeout").await.unwrap());
+    assert!(
+        store.claim_jobs(t(49), t(90), 9, 10).await.unwrap().is_empty(),
+        "not before its new time"
+    );
+    let again = store.claim_jobs(t(50), t(60), 9, 10).await.unwrap();
+    assert_eq!(
+        (again.len(), again[0].attempts, again[0].last_error.as_deref()),
+        (1, 1, Some("timeout"))
+    );
+
+    // The lease runs out: another claim takes the job over, the first can no longer bury it.
+    let taken = store.claim_jobs(t(61), t(200), 10, 10).await.unwrap();
+    assert_eq!(taken.iter().map(|j| j.id).collect::<Vec<_>>(), vec![second.id]);
+    assert!(!store.bury_job(second.id, 9, "late", t(62)).await.unwrap());
+    assert!(store.bury_job(second.id, 10, "gave up", t(63)).await.unwrap());
+    let dead = store.dead_letters(10).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (dead[0].attempts, dead[0].error.as_str(), dead[0].failed_at),
+        (2, "gave up", t(63))
+    );
+    assert_eq!(dead[0].environment, second.environment);
+
+    let replayed = store.replay_dead_letter(dead[0].id, t(70)).await.unwrap();
+    assert_eq!(
+        (replayed.action, replayed.attempts, replayed.run_at, replayed.lease),
+        (0, 0, t(70), 0)
+    );
+    assert!(store.dead_letters(10).await.unwrap().is_empty());
+    assert!(matches!(
+        store.replay_dead_letter(dead[0].id, t(71)).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(
+        store.queued_jobs(10).await.unwrap().len(),
+        2,
+        "the replayed one and the one due at 100"
+    );
+
+    // Jobs and dead letters go with their customer and with their rule.
+    let claimed = store.claim_jobs(t(300), t(400), 11, 1).await.unwrap();
+    store.bury_job(claimed[0].id, 11, "x", t(300)).await.unwrap();
+    store.delete_customer(&cid("C1"), t(301)).await.unwrap();
+    assert!(store.queued_jobs(10).await.unwrap().is_empty());
+    assert!(store.dead_letters(10).await.unwrap().is_empty());
+    store.create_customer(&new_customer("C2"), t(302)).await.unwrap();
+    store.fire(&[], &[job(rule.id, "C2", 0, 400)], t(302)).await.unwrap();
+    store.delete_automation_rule(rule.id).await.unwrap();
+    assert!(store.queued_jobs(10).await.unwrap().is_empty());
+}
+
+pub async fn concurrent_claims_never_hand_out_a_job_twice(store: &dyn Store) {
+    store.create_customer(&new_customer("C1"), t(0)).await.unwrap();
+    let rule = store.create_automation_rule("{}", t(0)).await.unwrap();
+    let jobs: Vec<NewJob> = (0..60).map(|i| job(rule.id, "C1", i, i64::from(i))).collect();
+    store.fire(&[rule.id], &jobs, t(0)).await.unwrap();
+    let store: Arc<&dyn Store> = Arc::new(store);
+    let claimers = (1..=6).map(|lease| {
+        let store = store.clone();
+        async move {
+            let mut mine = Vec::new();
+            loop {
+                let claimed = store.claim_jobs(t(100), t(1_000), lease, 4).await.unwrap();
+                if claimed.is_empty() {
+                    return mine;
+                }
+                for job in claimed {
+                    assert!(store.finish_job(job.id, lease).await.unwrap());
+                    mine.push(job.id);
+                }
+            }
+        }
+    });
+    let all: Vec<i64> = futures::future::join_all(claimers)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let distinct: BTreeSet<i64> = all.iter().copied().collect();
+    assert_eq!(
+        (all.len(), distinct.len()),
+        (60, 60),
+        "each job claimed and finished exactly once"
+    );
+    assert!(store.queued_jobs(10).await.unwrap().is_empty());
+}
