@@ -41,6 +41,7 @@ pub struct App {
     pub jobs: Arc<jobs::Jobs>,
     pub promotions: Arc<promotions::service::Promotions>,
     pub targeting: Arc<targeting::TargetingService>,
+    pub automation: Arc<automation::Automations>,
 }
 
 impl App {
@@ -55,10 +56,12 @@ impl App {
             clock.clone(),
             segments.clone(),
         ));
+        let automation = Arc::new(automation::Automations::new(store.clone(), clock.clone(), None));
         let targeting = Arc::new(targeting::TargetingService::new(
             store.clone(),
             clock.clone(),
             segments.clone(),
+            automation.clone(),
             targeting::TargetingSettings::default(),
         ));
         Self {
@@ -71,6 +74,7 @@ impl App {
             jobs,
             promotions,
             targeting,
+            automation,
         }
     }
 
@@ -82,7 +86,19 @@ impl App {
             self.store.clone(),
             self.clock.clone(),
             self.segments.clone(),
+            self.automation.clone(),
             settings,
+        ));
+        self
+    }
+
+    /// Automation signing its webhooks with `secret` (shared with their receivers).
+    /// Call before `with_targeting`, which hands events to this automation.
+    pub fn with_webhook_secret(mut self, secret: Option<&str>) -> Self {
+        self.automation = Arc::new(automation::Automations::new(
+            self.store.clone(),
+            self.clock.clone(),
+            secret,
         ));
         self
     }

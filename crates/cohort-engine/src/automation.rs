@@ -121,6 +121,12 @@ impl Automation {
         self.rules_for(event).next().is_some()
     }
 
+    /// Whether some active rule waits for new activities (so ingestion can skip
+    /// collecting them).
+    pub fn listens_to_activities(&self) -> bool {
+        !self.by_kind[0].is_empty()
+    }
+
     /// The active rules a trigger of which waits for the event.
     pub fn rules_for<'a>(&'a self, event: &'a Event) -> impl Iterator<Item = &'a AutomationRule> + 'a {
         self.by_kind[kind_of(event)]

@@ -77,6 +77,7 @@ pub fn router(app: App) -> (Router, utoipa::openapi::OpenApi) {
         .merge(routes::target_groups::router())
         .merge(routes::targeting::router())
         .merge(routes::context::router())
+        .merge(routes::automation::router())
         .merge(routes::customers::router())
         .merge(routes::rights::router())
         .merge(routes::system::router())

@@ -21,6 +21,7 @@ struct FileConfig {
     session_minutes: Option<u32>,
     token_secret: Option<String>,
     visitor_retention_days: Option<u32>,
+    webhook_secret: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -32,10 +33,22 @@ pub struct Config {
     pub geoip: Option<PathBuf>,
     /// Idle minutes that end a visitor's session.
     pub session_minutes: u32,
-    /// Signs customer tokens (`COHORT_TOKEN_SECRET`); never logged.
-    pub token_secret: Option<String>,
+    /// Signs customer tokens (`COHORT_TOKEN_SECRET`).
+    pub token_secret: Option<Secret>,
     /// Days after which an unseen visitor is deleted.
     pub visitor_retention_days: u32,
+    /// Signs automation webhooks (`COHORT_WEBHOOK_SECRET`).
+    pub webhook_secret: Option<Secret>,
+}
+
+/// A secret setting: its `Debug` never shows it.
+#[derive(Clone)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
 }
 
 impl Config {
@@ -65,8 +78,14 @@ impl Config {
             token_secret: std::env::var("COHORT_TOKEN_SECRET")
                 .ok()
                 .filter(|s| !s.is_empty())
-                .or(file.token_secret),
+                .or(file.token_secret)
+                .map(Secret),
             visitor_retention_days: file.visitor_retention_days.unwrap_or(395).max(1),
+            webhook_secret: std::env::var("COHORT_WEBHOOK_SECRET")
+                .ok()
+                .filter(|s| !s.is_empty())
+                .or(file.webhook_secret)
+                .map(Secret),
         })
     }
 }

@@ -16,6 +16,8 @@ use crate::data::open;
 const INDEX_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 /// How often queued customers are built and schedules checked.
 const BUILD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often due automation actions are run.
+const AUTOMATION_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// How often visitors changed in memory are saved.
 const VISITORS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -28,10 +30,12 @@ pub async fn run(config: &Config, load_demo: bool) -> anyhow::Result<()> {
     let settings = TargetingSettings {
         geo,
         session_timeout_micros: i64::from(config.session_minutes) * 60 * 1_000_000,
-        token_secret: config.token_secret.clone(),
+        token_secret: config.token_secret.as_ref().map(|s| s.0.clone()),
         visitor_retention_micros: i64::from(config.visitor_retention_days) * 24 * 3_600 * 1_000_000,
     };
-    let app = App::new(store, Arc::new(SystemClock)).with_targeting(settings);
+    let app = App::new(store, Arc::new(SystemClock))
+        .with_webhook_secret(config.webhook_secret.as_ref().map(|s| s.0.as_str()))
+        .with_targeting(settings);
     if load_demo {
         match demo::load(&app).await? {
             demo::Loaded::Loaded { customers, segments } => {
@@ -51,6 +55,10 @@ pub async fn run(config: &Config, load_demo: bool) -> anyhow::Result<()> {
     let building = tokio::spawn(app.jobs.clone().run_until_stopped(BUILD_EVERY, async {
         let _ = building_stopped.await;
     }));
+    let (stop_automation, automation_stopped) = tokio::sync::oneshot::channel::<()>();
+    let automation = tokio::spawn(app.automation.clone().run_until_stopped(AUTOMATION_EVERY, async {
+        let _ = automation_stopped.await;
+    }));
     let (stop_visitors, visitors_stopped) = tokio::sync::oneshot::channel::<()>();
     let visitors = tokio::spawn(app.targeting.clone().run_until_stopped(VISITORS_EVERY, async {
         let _ = visitors_stopped.await;
@@ -67,9 +75,11 @@ pub async fn run(config: &Config, load_demo: bool) -> anyhow::Result<()> {
     let _ = stop_index.send(());
     let _ = stop_building.send(());
     let _ = stop_visitors.send(());
+    let _ = stop_automation.send(());
     let _ = index.await;
     let _ = building.await;
     let _ = visitors.await;
+    let _ = automation.await;
     tracing::info!("stopped");
     Ok(())
 }

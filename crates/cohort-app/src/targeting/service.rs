@@ -136,6 +136,8 @@ pub struct TargetingService {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     segments: Arc<SegmentProvider>,
+    /// Hears of segments tracked and target groups assigned for logged-in customers.
+    automation: Arc<crate::automation::Automations>,
     pub visitors: Visitors,
     devices: Devices,
     geo: Option<Geo>,
@@ -155,9 +157,11 @@ impl TargetingService {
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         segments: Arc<SegmentProvider>,
+        automation: Arc<crate::automation::Automations>,
         settings: TargetingSettings,
     ) -> Self {
         Self {
+            automation,
             visitors: Visitors::new(store.clone(), settings.session_timeout_micros),
             store,
             clock,
@@ -507,6 +511,7 @@ impl TargetingService {
             && let Some(customer) = profile.as_ref().and(request.customer.as_ref())
         {
             self.give_customer(customer, &decision, now).await?;
+            self.tell_automation(customer, &decision, &tracked).await;
         }
         let target_groups = decision
             .target_groups
@@ -575,6 +580,34 @@ impl TargetingService {
             segments,
             profiling_consent: facts.profiling_consent,
         }))
+    }
+
+    /// Automation's targeting triggers, for a logged-in customer: each segment the
+    /// request tracked (with the visitor's count) and each target group a rule assigned
+    /// (with the visitor's weight).
+    async fn tell_automation(&self, customer: &CustomerId, decision: &Decision, tracked: &BTreeMap<SegmentId, u32>) {
+        use cohort_core::automation::{AssignedBy, Event};
+        for segment in &decision.tracked {
+            let count = tracked.get(segment).copied().unwrap_or(0);
+            let event = Event::SegmentTracked {
+                segment: *segment,
+                count,
+            };
+            self.automation.react_logged(&event, customer).await;
+        }
+        for (group, _) in &decision.assigned {
+            let weight = decision
+                .target_groups
+                .iter()
+                .find(|(g, _)| g == group)
+                .map_or(0, |(_, w)| *w);
+            let event = Event::TargetGroupAssigned {
+                group: *group,
+                weight,
+                by: AssignedBy::Rule,
+            };
+            self.automation.react_logged(&event, customer).await;
+        }
     }
 
     /// Writes what the decision gives the logged-in customer: linked segments (added

@@ -171,6 +171,11 @@ async fn record(
             .await
             .map_err(|e| dangling(e, &[1]))?;
         let status = if summary.recorded == 1 {
+            // A retry (already recorded) fired its rules the first time.
+            let event = cohort_core::automation::Event::Activity {
+                kind: activity.kind.clone(),
+            };
+            state.app.automation.react_logged(&event, &activity.customer).await;
             StatusCode::CREATED
         } else {
             StatusCode::OK
@@ -195,7 +200,20 @@ async fn record(
         }
         lines.push(line);
     }
-    let summary = record_lines(&state, lines, now).await?;
+    let (summary, happened) = record_lines(&state, lines, now).await?;
+    if summary.duplicates == 0 {
+        for (customer, kind) in happened {
+            let event = cohort_core::automation::Event::Activity { kind };
+            state.app.automation.react_logged(&event, &customer).await;
+        }
+    } else if !happened.is_empty() {
+        // Which lines were retries is not known: telling automation of all would fire
+        // the retried ones twice.
+        tracing::warn!(
+            duplicates = summary.duplicates,
+            "a batch with retried activities: automation not told"
+        );
+    }
     Ok((
         StatusCode::OK,
         Json(Recorded {
@@ -213,7 +231,14 @@ const LINES_PER_PART: usize = 4_096;
 /// Parses and records the lines of a batch, all or nothing. Parts are written as soon
 /// as they are parsed; a line that does not parse stops the writing (the transaction is
 /// dropped, recording nothing), and parsing goes on to report every bad line.
-async fn record_lines(state: &AppState, lines: Vec<(u64, String)>, now: Timestamp) -> ApiResult<RecordSummary> {
+/// Also returns each recorded activity's customer and type, for automation.
+async fn record_lines(
+    state: &AppState,
+    lines: Vec<(u64, String)>,
+    now: Timestamp,
+) -> ApiResult<(RecordSummary, Vec<(CustomerId, ActivityType)>)> {
+    let listening = state.app.automation.current().await?.automation.listens_to_activities();
+    let mut happened = Vec::new();
     let mut parts = Vec::with_capacity(lines.len().div_ceil(LINES_PER_PART));
     let mut rest = lines;
     while !rest.is_empty() {
@@ -235,6 +260,9 @@ async fn record_lines(state: &AppState, lines: Vec<(u64, String)>, now: Timestam
         for (line_no, parsed) in part.expect("parsing does not panic") {
             match parsed {
                 Ok(a) => {
+                    if listening {
+                        happened.push((a.customer.clone(), a.kind.clone()));
+                    }
                     good.push(a);
                     numbers.push(line_no);
                 }
@@ -254,8 +282,8 @@ async fn record_lines(state: &AppState, lines: Vec<(u64, String)>, now: Timestam
     }
     failed.check()?;
     match recording {
-        Some(writing) => Ok(writing.commit().await?),
-        None => Ok(RecordSummary::default()),
+        Some(writing) => Ok((writing.commit().await?, happened)),
+        None => Ok((RecordSummary::default(), happened)),
     }
 }
 

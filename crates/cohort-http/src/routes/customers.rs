@@ -253,6 +253,8 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<CustomerBody>)> {
     let new = NewCustomer::try_from(body)?;
     let created = state.app.store.create_customer(&new, state.app.now()).await?;
+    let event = cohort_core::automation::Event::CustomerCreated;
+    state.app.automation.react_logged(&event, &created.id).await;
     Ok((StatusCode::CREATED, Json(created.into())))
 }
 
@@ -282,14 +284,10 @@ async fn update(
 ) -> ApiResult<Json<CustomerBody>> {
     let id = customer_id(&id)?;
     let patch = CustomerPatch::try_from(body)?;
-    Ok(Json(
-        state
-            .app
-            .store
-            .update_customer(&id, &patch, state.app.now())
-            .await?
-            .into(),
-    ))
+    let updated = state.app.store.update_customer(&id, &patch, state.app.now()).await?;
+    let event = cohort_core::automation::Event::CustomerUpdated;
+    state.app.automation.react_logged(&event, &updated.id).await;
+    Ok(Json(updated.into()))
 }
 
 #[utoipa::path(delete, path = "/v1/customers/{id}", tag = "customers", params(("id" = String, Path)),

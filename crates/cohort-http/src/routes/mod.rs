@@ -3,6 +3,7 @@
 
 pub mod activities;
 pub mod applications;
+pub mod automation;
 pub mod baskets;
 pub mod builders;
 pub mod context;

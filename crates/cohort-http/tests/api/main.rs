@@ -3,6 +3,7 @@
 
 mod activities;
 mod auth;
+mod automation;
 mod browser;
 mod builders;
 mod customers;

@@ -1,0 +1,218 @@
+//! Automation over HTTP: a rule adds a segment after a customer's third order; a
+//! delayed action waits for its time (injected clock) and survives a restart; a
+//! webhook receiver that is down gets retries with backoff, then a dead letter that can
+//! be replayed; dry runs; rule statistics.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::http::{HeaderMap, StatusCode};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, problem, spawn_app};
+
+async fn order(app: &TestApp, id: &str) {
+    let response = app
+        .request(Method::POST, "/v1/activities", &app.ingest)
+        .json(&json!({"id": id, "customer": "C-1", "type": "order",
+                      "order": {"total": "10.00", "currency": "EUR", "items": []}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+}
+
+async fn segments_of(app: &TestApp, customer: &str) -> Vec<i64> {
+    let body: Value = app
+        .get(&format!("/v1/customers/{customer}/segments"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    body["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["segment"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_third_order_adds_a_segment() {
+    let app = spawn_app().await;
+    let group = app.create("/v1/segment-groups", json!({"name": "Loyalty"})).await;
+    let loyal = app
+        .create("/v1/segments", json!({"group": group["id"], "name": "Loyal"}))
+        .await;
+    let rule = app
+        .create(
+            "/v1/automation/rules",
+            json!({"name": "third order", "triggers": [{"new_activity": "order"}],
+                   "conditions": {"activity_count": "order", "op": "=", "value": 3},
+                   "actions": [{"add_segment": loyal["id"]}]}),
+        )
+        .await;
+    app.create("/v1/customers", json!({"id": "C-1"})).await;
+    for n in 1..=2 {
+        order(&app, &format!("o-{n}")).await;
+        app.app.automation.run_due().await.unwrap();
+        assert!(segments_of(&app, "C-1").await.is_empty(), "after order {n}");
+    }
+    order(&app, "o-3").await;
+    let queue: Value = app.get("/v1/automation/queue").await.json().await.unwrap();
+    assert_eq!(
+        queue.as_array().unwrap().len(),
+        1,
+        "queued durably before it runs: {queue}"
+    );
+    assert_eq!(app.app.automation.run_due().await.unwrap(), 1);
+    assert_eq!(segments_of(&app, "C-1").await, vec![loyal["id"].as_i64().unwrap()]);
+
+    let read: Value = app
+        .get(&format!("/v1/automation/rules/{}", rule["id"]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["fired"], 1);
+    assert!(read["last_fired_at"].is_string());
+
+    let dry: Value = app
+        .post(
+            &format!("/v1/automation/rules/{}/dry-run", rule["id"]),
+            json!({"customer": "C-1", "event": {"event": "activity", "type": "order"}}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(dry["holds"], true, "{dry}");
+    assert_eq!(dry["actions"], json!([{"action": 0, "delay_minutes": 0}]));
+}
+
+#[tokio::test]
+async fn a_delayed_action_waits_for_its_time_and_survives_a_restart() {
+    let app = spawn_app().await;
+    let group = app.create("/v1/segment-groups", json!({"name": "Lifecycle"})).await;
+    let new = app
+        .create("/v1/segments", json!({"group": group["id"], "name": "New"}))
+        .await;
+    app.create(
+        "/v1/automation/rules",
+        json!({"name": "welcome later", "triggers": ["customer_created"],
+               "actions": [{"add_segment": new["id"], "delay": "2h"}]}),
+    )
+    .await;
+    app.create("/v1/customers", json!({"id": "C-1"})).await;
+    assert_eq!(app.app.automation.run_due().await.unwrap(), 0, "not due yet");
+    let app = app.restart().await;
+    app.clock.advance_micros(119 * 60 * 1_000_000);
+    assert_eq!(app.app.automation.run_due().await.unwrap(), 0);
+    app.clock.advance_micros(60 * 1_000_000);
+    assert_eq!(app.app.automation.run_due().await.unwrap(), 1);
+    assert_eq!(segments_of(&app, "C-1").await, vec![new["id"].as_i64().unwrap()]);
+    assert_eq!(app.app.automation.run_due().await.unwrap(), 0, "ran once");
+}
+
+#[tokio::test]
+async fn a_webhook_receiver_that_is_down_gets_retries_then_a_dead_letter_that_can_be_replayed() {
+    let app = spawn_app().await;
+    // A receiver that answers 503 until told otherwise, and checks the signature.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let healthy = Arc::new(AtomicUsize::new(0));
+    let automation = app.app.automation.clone();
+    let receiver = {
+        let (calls, healthy) = (calls.clone(), healthy.clone());
+        axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: String| {
+                let (calls, healthy, automation) = (calls.clone(), healthy.clone(), automation.clone());
+                async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    let signature = headers["x-cohort-signature"].to_str().unwrap().to_owned();
+                    assert_eq!(signature, format!("sha256={}", automation.sign(body.as_bytes())));
+                    let event: Value = serde_json::from_str(&body).unwrap();
+                    assert_eq!(event["customer"], "C-1");
+                    if healthy.load(Ordering::SeqCst) == 1 {
+                        StatusCode::NO_CONTENT
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    }
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
+
+    app.create(
+        "/v1/automation/rules",
+        json!({"name": "tell the CRM", "triggers": ["customer_created"], "actions": [{"webhook": url}]}),
+    )
+    .await;
+    app.create("/v1/customers", json!({"id": "C-1"})).await;
+    let mut waits = Vec::new();
+    for _ in 0..6 {
+        assert_eq!(app.app.automation.run_due().await.unwrap(), 1);
+        let queue: Value = app.get("/v1/automation/queue").await.json().await.unwrap();
+        if let Some(job) = queue.as_array().unwrap().first() {
+            let at = cohort_core::Timestamp::parse("at", job["run_at"].as_str().unwrap()).unwrap();
+            let wait = at.unix_micros() - app.app.now().unix_micros();
+            waits.push(wait / 60_000_000);
+            app.clock.advance_micros(wait);
+            assert!(job["last_error"].as_str().unwrap().contains("503"), "{job}");
+        }
+    }
+    assert_eq!(waits, vec![1, 2, 4, 8, 16], "exponential backoff in minutes");
+    assert_eq!(calls.load(Ordering::SeqCst), 6);
+    let dead: Value = app.get("/v1/automation/dead-letters").await.json().await.unwrap();
+    assert_eq!(dead.as_array().unwrap().len(), 1, "{dead}");
+    assert_eq!(dead[0]["attempts"], 6);
+
+    healthy.store(1, Ordering::SeqCst);
+    let replayed = app
+        .request(
+            Method::POST,
+            &format!("/v1/automation/dead-letters/{}/replay", dead[0]["id"]),
+            &app.admin,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), 200);
+    assert_eq!(app.app.automation.run_due().await.unwrap(), 1);
+    assert_eq!(calls.load(Ordering::SeqCst), 7);
+    let dead: Value = app.get("/v1/automation/dead-letters").await.json().await.unwrap();
+    assert_eq!(dead, json!([]));
+    let queue: Value = app.get("/v1/automation/queue").await.json().await.unwrap();
+    assert_eq!(queue, json!([]));
+}
+
+#[tokio::test]
+async fn invalid_rules_are_refused_with_their_field() {
+    let app = spawn_app().await;
+    let refused = app
+        .post(
+            "/v1/automation/rules",
+            json!({"name": "x", "triggers": [{"schedule": "whenever"}], "actions": [{"remove_segment": 1}]}),
+        )
+        .await;
+    assert_eq!(
+        problem(refused, 400, "invalid_field").await["field"],
+        "triggers[0].schedule"
+    );
+    let dangling = app
+        .post(
+            "/v1/automation/rules",
+            json!({"name": "x", "triggers": ["customer_created"], "actions": [{"add_segment": 99}]}),
+        )
+        .await;
+    assert_eq!(
+        problem(dangling, 422, "dangling_reference").await["field"],
+        "actions[0]"
+    );
+    let listed: Value = app.get("/v1/automation/rules").await.json().await.unwrap();
+    assert_eq!(listed, json!([]));
+}
