@@ -493,7 +493,7 @@ impl TargetingService {
             let decision = compiled.targeting.decide(state, &hit, request.explain);
             (decision, state.tracked_segments.clone())
         };
-        let (visitor, new_visitor, (decision, tracked)) = if request.tracking {
+        let (visitor, new_visitor, (mut decision, tracked)) = if request.tracking {
             let (id, fresh) = match request.visitor {
                 Some(id) => (id, false),
                 None => (new_visitor_id(), true),
@@ -506,6 +506,8 @@ impl TargetingService {
         } else {
             (None, false, decide(&mut VisitorState::new(now)))
         };
+        // A new visitor's first request starts its first session.
+        decision.new_session |= new_visitor;
         // A visitor who declined tracking gives the customer nothing either.
         if request.tracking
             && let Some(customer) = profile.as_ref().and(request.customer.as_ref())

@@ -108,7 +108,10 @@ async fn a_visitor_gets_an_id_and_a_target_group_once_its_weight_reaches_the_thr
     .await;
     let visitor = first["visitor"].as_str().unwrap().to_owned();
     assert!(visitor.starts_with("v_"), "{first}");
-    assert_eq!(first["new_visitor"], true);
+    assert_eq!(
+        (first["new_visitor"].as_bool(), first["new_session"].as_bool()),
+        (Some(true), Some(true))
+    );
     assert_eq!(first["fired"], json!([rule["id"]]));
     assert_eq!(
         first["target_groups"],
