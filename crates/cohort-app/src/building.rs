@@ -10,9 +10,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use cohort_core::automation::Event;
 use cohort_core::segment::NewSegment;
 use cohort_core::{
-    Aggregate, BuilderId, Invalid, Name, NewSegmentBuilder, PageRequest, ReferenceKey, SegmentBuilder,
+    Aggregate, BuilderId, CustomerId, Invalid, Name, NewSegmentBuilder, PageRequest, ReferenceKey, SegmentBuilder,
     SegmentBuilderPatch, SegmentGroup, SegmentGroupId, SegmentId, ServiceId, Timestamp,
 };
 use cohort_engine::{CompiledBuilder, Profile, Quintiles, RfmBounds, RfmMeasure};
@@ -23,6 +24,7 @@ use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use crate::Clock;
+use crate::automation::Automations;
 use crate::builders::parse_builder;
 use crate::schedule::Schedule;
 
@@ -166,15 +168,27 @@ fn by_customer(rows: Vec<(i64, SegmentId)>) -> HashMap<i64, Vec<SegmentId>> {
 pub struct Builds {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    /// Told of every customer a build finished (`segments_built`).
+    automation: Arc<Automations>,
     turn: Mutex<()>,
 }
 
 impl Builds {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, automation: Arc<Automations>) -> Self {
         Self {
             store,
             clock,
+            automation,
             turn: Mutex::new(()),
+        }
+    }
+
+    /// Tells automation that building finished for these customers (after their
+    /// results were written); a failure is logged, the build stands.
+    async fn tell_built(&self, customers: impl Iterator<Item = CustomerId>) {
+        let events: Vec<(CustomerId, Event)> = customers.map(|c| (c, Event::SegmentsBuilt)).collect();
+        if let Err(e) = self.automation.react_many(&events).await {
+            tracing::error!(error = %e, customers = events.len(), "automation not told of finished builds");
         }
     }
 
@@ -342,12 +356,14 @@ impl Builds {
         let mut measures: Vec<Vec<RfmMeasure>> = vec![Vec::new(); loaded.len()];
         progress.phase("evaluating", self.store.count_customers().await?);
         let mut customers = 0;
+        let scoring = loaded.iter().any(|l| l.compiled.is_population_scored());
         let evaluated = self
             .pass(
                 &loaded,
                 progress,
                 &mut customers,
                 Some(&mut |i, _, m| measures[i].push(m)),
+                !scoring,
             )
             .await?;
         report.absorb(evaluated);
@@ -364,7 +380,7 @@ impl Builds {
             .collect();
         if !scored.is_empty() {
             progress.phase("scoring", report.customers);
-            report.absorb(self.pass(&scored, progress, &mut 0, None).await?);
+            report.absorb(self.pass(&scored, progress, &mut 0, None, true).await?);
         }
         for l in &loaded {
             let state = l.compiled.rfm_bounds().map(|b| encode_bounds(&b));
@@ -375,13 +391,15 @@ impl Builds {
         Ok(report)
     }
 
-    /// One pass over every customer, a page at a time (see `changes` for `measured`).
+    /// One pass over every customer, a page at a time (see `changes` for `measured`);
+    /// the last pass of a build tells automation of each page's customers.
     async fn pass(
         &self,
         loaded: &[Loaded],
         progress: &dyn Progress,
         customers: &mut u64,
         mut measured: Option<&mut Measured<'_>>,
+        last: bool,
     ) -> StoreResult<BuildSummary> {
         let aggregates = union_of_aggregates(loaded);
         // RFM reads only activities: a pass of RFM builders alone skips the profiles.
@@ -396,12 +414,12 @@ impl Builds {
                 .store
                 .build_inputs(BuildSelection::Page { after, limit: PAGE }, profiles, &aggregates, now)
                 .await?;
-            let (Some(first), Some(last)) = (inputs.first(), inputs.last()) else {
+            let (Some(first), Some(last_input)) = (inputs.first(), inputs.last()) else {
                 break;
             };
             let range = KeySelection::Range {
                 from: first.key,
-                to: last.key,
+                to: last_input.key,
             };
             let current = by_customer(self.store.group_memberships(&groups, range, now).await?);
             let changes = changes(loaded, &inputs, &current, now, measured.as_deref_mut());
@@ -410,7 +428,10 @@ impl Builds {
             total.removed += summary.removed;
             *customers += inputs.len() as u64;
             progress.advance(inputs.len() as u64);
-            after = last.key;
+            after = last_input.key;
+            if last {
+                self.tell_built(inputs.into_iter().map(|i| i.id)).await;
+            }
         }
         Ok(total)
     }
@@ -449,6 +470,7 @@ impl Builds {
         }
         self.store.built(&queued).await?;
         report.customers = queued.len() as u64;
+        self.tell_built(queued.into_iter().map(|q| q.customer)).await;
         Ok(report)
     }
 

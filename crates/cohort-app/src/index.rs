@@ -359,6 +359,25 @@ impl LiveIndex {
         Ok(QueryPage { count, customers, next })
     }
 
+    /// Up to `limit` customers matching an expression over segment ids, after the key
+    /// `after`, ascending; with the key to continue after when there may be more.
+    pub async fn select(
+        &self,
+        expr: &Expr,
+        after: Option<u32>,
+        limit: usize,
+    ) -> StoreResult<(Vec<CustomerId>, Option<u32>)> {
+        self.catch_up().await?;
+        self.state.write().expect("index lock").sweep(self.clock.now());
+        let (_, keys) = self.state.read().expect("index lock").index.page(expr, after, limit);
+        let next = if keys.len() == limit { keys.last().copied() } else { None };
+        let customers = self
+            .store
+            .customer_ids(&keys.iter().map(|k| i64::from(*k)).collect::<Vec<_>>())
+            .await?;
+        Ok((customers, next))
+    }
+
     /// Keeps following the log until `stop` resolves.
     pub async fn run_until_stopped(
         self: Arc<Self>,

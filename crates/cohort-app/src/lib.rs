@@ -49,14 +49,18 @@ impl App {
         let keys = Arc::new(Keys::new(store.clone(), clock.clone()));
         let segments = Arc::new(provider::SegmentProvider::new(store.clone(), clock.clone()));
         let index = Arc::new(index::LiveIndex::new(store.clone(), clock.clone()));
-        let builds = Arc::new(building::Builds::new(store.clone(), clock.clone()));
+        let automation = Arc::new(automation::Automations::new(
+            store.clone(),
+            clock.clone(),
+            index.clone(),
+        ));
+        let builds = Arc::new(building::Builds::new(store.clone(), clock.clone(), automation.clone()));
         let jobs = Arc::new(jobs::Jobs::new(builds.clone(), clock.clone()));
         let promotions = Arc::new(promotions::service::Promotions::new(
             store.clone(),
             clock.clone(),
             segments.clone(),
         ));
-        let automation = Arc::new(automation::Automations::new(store.clone(), clock.clone(), None));
         let targeting = Arc::new(targeting::TargetingService::new(
             store.clone(),
             clock.clone(),
@@ -93,13 +97,10 @@ impl App {
     }
 
     /// Automation signing its webhooks with `secret` (shared with their receivers).
-    /// Call before `with_targeting`, which hands events to this automation.
-    pub fn with_webhook_secret(mut self, secret: Option<&str>) -> Self {
-        self.automation = Arc::new(automation::Automations::new(
-            self.store.clone(),
-            self.clock.clone(),
-            secret,
-        ));
+    pub fn with_webhook_secret(self, secret: Option<&str>) -> Self {
+        if let Some(secret) = secret {
+            self.automation.set_webhook_secret(secret);
+        }
         self
     }
 

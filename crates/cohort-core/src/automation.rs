@@ -137,6 +137,13 @@ pub enum AutomationAction {
     AddTrackedSegment {
         consider_consent: bool,
     },
+    /// Adds to the customer the segments tracked for its visitor at least `min_count`
+    /// times (Pimcore's "track segments onto customer"): the visitor of the triggering
+    /// targeting event, or else every visitor linked to the customer.
+    CopyTrackedSegments {
+        min_count: u32,
+        consider_consent: bool,
+    },
     /// Adds the segment linked to the triggering event's target group.
     AddLinkedSegment {
         consider_consent: bool,

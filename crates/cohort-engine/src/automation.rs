@@ -85,6 +85,8 @@ pub struct Automation {
     by_kind: [Vec<usize>; KINDS],
     /// Activity types some condition counts.
     counted: BTreeSet<ActivityType>,
+    /// Segments some condition asks about.
+    asked: BTreeSet<SegmentId>,
 }
 
 impl Automation {
@@ -101,8 +103,14 @@ impl Automation {
                 }
             }
             for leaf in rule.conditions.leaves() {
-                if let AutomationCondition::ActivityCount { kind, .. } = leaf {
-                    automation.counted.insert(kind.clone());
+                match leaf {
+                    AutomationCondition::ActivityCount { kind, .. } => {
+                        automation.counted.insert(kind.clone());
+                    }
+                    AutomationCondition::HasSegment(segment) => {
+                        automation.asked.insert(*segment);
+                    }
+                    _ => {}
                 }
             }
             automation.rules.push(rule);
@@ -113,6 +121,12 @@ impl Automation {
     /// The activity types whose counts the conditions need.
     pub fn counted_activity_types(&self) -> &BTreeSet<ActivityType> {
         &self.counted
+    }
+
+    /// The segments whose membership the conditions ask about (the caller reads only
+    /// those).
+    pub fn asked_segments(&self) -> &BTreeSet<SegmentId> {
+        &self.asked
     }
 
     /// Whether some active rule waits for this kind of event (so the caller can skip
@@ -156,6 +170,42 @@ impl Automation {
             })
             .collect()
     }
+}
+
+impl Automation {
+    /// Whether one rule fires for the event and customer (its own schedule came due).
+    pub fn react_rule(
+        &self,
+        rule: AutomationRuleId,
+        event: &Event,
+        customer: &CustomerFacts<'_>,
+        now: Timestamp,
+    ) -> Option<Fired> {
+        self.rules_for(event)
+            .find(|r| r.id == rule)
+            .filter(|r| holds(r, event, customer))
+            .map(|r| Fired {
+                rule: r.id,
+                runs: runs(r, now),
+            })
+    }
+}
+
+/// The activity counts right after each of one customer's events, given in the order
+/// they happened and all already in `totals` (a recorded batch): each activity of the
+/// batch counts only for itself and the events after it.
+pub fn counts_as_of(events: &[&Event], totals: &BTreeMap<ActivityType, u32>) -> Vec<BTreeMap<ActivityType, u32>> {
+    let mut current = totals.clone();
+    let mut out = vec![BTreeMap::new(); events.len()];
+    for (i, event) in events.iter().enumerate().rev() {
+        out[i] = current.clone();
+        if let Event::Activity { kind } = event
+            && let Some(count) = current.get_mut(kind)
+        {
+            *count = count.saturating_sub(1);
+        }
+    }
+    out
 }
 
 /// When each action of a rule that fired at `now` runs.
@@ -233,5 +283,23 @@ pub fn describe(leaf: &AutomationCondition) -> String {
         AutomationCondition::TargetGroupWeight { groups, test: t } => {
             format!("target group weight {} (groups {groups:?})", test(t))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_event_of_a_batch_sees_the_counts_of_its_own_time() {
+        let kind = |t: &str| ActivityType::parse("type", t).unwrap();
+        let order = Event::Activity { kind: kind("order") };
+        let login = Event::Activity { kind: kind("login") };
+        let built = Event::SegmentsBuilt;
+        let totals = BTreeMap::from([(kind("order"), 5)]);
+        let counts = counts_as_of(&[&order, &login, &order, &built, &order], &totals);
+        let orders: Vec<u32> = counts.iter().map(|c| c[&kind("order")]).collect();
+        assert_eq!(orders, vec![3, 3, 4, 4, 5]);
+        assert!(counts.iter().all(|c| !c.contains_key(&kind("login"))), "only counted types");
     }
 }

@@ -7,4 +7,5 @@ use sqlx::postgres::PgRow;
 use crate::PostgresStore;
 
 cohort_store::sql_automation_store!(PostgresStore, row: PgRow, read: pool, write: pool,
-    begin: begin(), lock: "FOR UPDATE SKIP LOCKED", db: crate::error::db);
+    begin: begin(), lock: "FOR UPDATE SKIP LOCKED", db: crate::error::db,
+    change_segments: crate::memberships::change, patch_customer: crate::customers::patch);

@@ -7,6 +7,7 @@ use cohort_core::{
 };
 use cohort_store::codec::{decode_attributes, encode_attributes, stored};
 use cohort_store::{CustomerFilter, CustomerImport, CustomerStore, Deletion, StoreError, StoreResult};
+use sqlx::SqliteConnection;
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
@@ -63,25 +64,7 @@ impl CustomerStore for SqliteStore {
 
     async fn update_customer(&self, id: &CustomerId, patch: &CustomerPatch, now: Timestamp) -> StoreResult<Customer> {
         let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-        let row = sqlx::query(select!("WHERE c.id = $1"))
-            .bind(id.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?
-            .ok_or_else(|| StoreError::not_found("customer", id))?;
-        let (seq, mut customer) = from_row(&row)?;
-        patch.apply(&mut customer, now)?;
-        sqlx::query(
-            "UPDATE customers SET attributes = $2, active = $3, profiling_consent = $4, updated_at = $5 WHERE seq = $1",
-        )
-        .bind(seq)
-        .bind(encode_attributes(&customer.attributes))
-        .bind(customer.active)
-        .bind(customer.profiling_consent)
-        .bind(now.unix_micros())
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
+        let customer = self::patch(&mut tx, id, patch, now).await?;
         tx.commit().await.map_err(db)?;
         Ok(customer)
     }
@@ -177,4 +160,33 @@ impl CustomerStore for SqliteStore {
         let seq = memberships::customer_seq(&mut conn, customer).await?;
         memberships::live(&mut conn, customer, seq, now).await
     }
+}
+
+/// Applies a patch to a stored customer on the caller's connection (in its transaction).
+pub(crate) async fn patch(
+    conn: &mut SqliteConnection,
+    id: &CustomerId,
+    patch: &CustomerPatch,
+    now: Timestamp,
+) -> StoreResult<Customer> {
+        let row = sqlx::query(select!("WHERE c.id = $1"))
+            .bind(id.as_str())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| StoreError::not_found("customer", id))?;
+        let (seq, mut customer) = from_row(&row)?;
+        patch.apply(&mut customer, now)?;
+        sqlx::query(
+            "UPDATE customers SET attributes = $2, active = $3, profiling_consent = $4, updated_at = $5 WHERE seq = $1",
+        )
+        .bind(seq)
+        .bind(encode_attributes(&customer.attributes))
+        .bind(customer.active)
+        .bind(customer.profiling_consent)
+        .bind(now.unix_micros())
+        .execute(&mut *conn)
+        .await
+        .map_err(db)?;
+    Ok(customer)
 }

@@ -7,7 +7,7 @@
 
 use async_trait::async_trait;
 use cohort_core::automation::AutomationRuleId;
-use cohort_core::{CustomerId, Timestamp};
+use cohort_core::{CustomerId, CustomerPatch, SegmentChange, Timestamp};
 
 use crate::StoreResult;
 
@@ -21,6 +21,8 @@ pub struct StoredAutomationRule {
     /// How often it fired.
     pub fired: u64,
     pub last_fired_at: Option<Timestamp>,
+    /// The time up to which its schedule has run (`None`: not yet).
+    pub scheduled_through: Option<Timestamp>,
 }
 
 /// An action to run for a customer at a time, with the event that fired its rule.
@@ -66,6 +68,17 @@ pub struct DeadLetter {
     pub failed_at: Timestamp,
 }
 
+/// What a finished job changes of its customer, written in the transaction that
+/// removes the job, so an action's effect and its completion are one.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum JobEffect {
+    /// Nothing more (the action's effect is outside the store, or made idempotent).
+    #[default]
+    Nothing,
+    Segments(SegmentChange),
+    Customer(CustomerPatch),
+}
+
 #[async_trait]
 pub trait AutomationStore: Send + Sync + 'static {
     async fn create_automation_rule(&self, definition: &str, now: Timestamp) -> StoreResult<StoredAutomationRule>;
@@ -91,13 +104,23 @@ pub trait AutomationStore: Send + Sync + 'static {
     /// holds, until `lease_until`, under the claim `lease` (non-zero).
     async fn claim_jobs(&self, now: Timestamp, lease_until: Timestamp, lease: i64, limit: u32)
     -> StoreResult<Vec<Job>>;
-    /// Removes a job that ran; `false` if the claim was lost.
-    async fn finish_job(&self, id: i64, lease: i64) -> StoreResult<bool>;
+    /// Removes a job that ran and applies its effect on the job's customer, in one
+    /// transaction; `false` (and nothing applied) if the claim was lost. An effect that
+    /// cannot be applied (the customer was deleted) leaves the job claimed.
+    async fn complete_job(&self, job: &Job, effect: &JobEffect, now: Timestamp) -> StoreResult<bool>;
     /// Releases a job to run again at `run_at`, counting the failure; `false` if the
     /// claim was lost.
     async fn retry_job(&self, id: i64, lease: i64, run_at: Timestamp, error: &str) -> StoreResult<bool>;
     /// Moves a job to the dead letters; `false` if the claim was lost.
     async fn bury_job(&self, id: i64, lease: i64, error: &str, now: Timestamp) -> StoreResult<bool>;
+    /// Moves the rule's schedule from `previous` (as read) to `through`; `false` if
+    /// another server moved it first (or there is no such rule).
+    async fn claim_schedule(
+        &self,
+        rule: AutomationRuleId,
+        previous: Option<Timestamp>,
+        through: Timestamp,
+    ) -> StoreResult<bool>;
     /// Queued jobs, earliest first.
     async fn queued_jobs(&self, limit: u32) -> StoreResult<Vec<Job>>;
     /// Dead letters, newest first.
@@ -113,15 +136,16 @@ pub trait AutomationStore: Send + Sync + 'static {
 ///
 /// ```text
 /// cohort_store::sql_automation_store!(SqliteStore, row: SqliteRow, read: read, write: write,
-///     begin: begin_with("BEGIN IMMEDIATE"), lock: "", db: crate::error::db);
+///     begin: begin_with("BEGIN IMMEDIATE"), lock: "", db: crate::error::db,
+///     change_segments: crate::memberships::change, patch_customer: crate::customers::patch);
 /// ```
 #[macro_export]
 macro_rules! sql_automation_store {
     ($store:ty, row: $row:ty, read: $read:ident, write: $write:ident, begin: $begin:ident($($arg:expr),*),
-     lock: $lock:literal, db: $db:path) => {
+     lock: $lock:literal, db: $db:path, change_segments: $change:path, patch_customer: $patch:path) => {
         use sqlx::Row as _;
 
-        const RULE_COLUMNS: &str = "id, definition, created_at, updated_at, fired, last_fired_at";
+        const RULE_COLUMNS: &str = "id, definition, created_at, updated_at, fired, last_fired_at, scheduled_through";
         const JOB_COLUMNS: &str = "j.id, j.rule_id, j.action, c.id AS customer, j.run_at, j.environment, j.attempts,
              j.last_error, j.lease";
 
@@ -134,6 +158,9 @@ macro_rules! sql_automation_store {
                 fired: u64::try_from(row.get::<i64, _>("fired")).unwrap_or(0),
                 last_fired_at: row
                     .get::<Option<i64>, _>("last_fired_at")
+                    .map(cohort_core::Timestamp::from_unix_micros),
+                scheduled_through: row
+                    .get::<Option<i64>, _>("scheduled_through")
                     .map(cohort_core::Timestamp::from_unix_micros),
             }
         }
@@ -303,14 +330,33 @@ macro_rules! sql_automation_store {
                 rows.iter().map(job_from_row).collect()
             }
 
-            async fn finish_job(&self, id: i64, lease: i64) -> $crate::StoreResult<bool> {
+            async fn complete_job(
+                &self,
+                job: &$crate::automation::Job,
+                effect: &$crate::automation::JobEffect,
+                now: cohort_core::Timestamp,
+            ) -> $crate::StoreResult<bool> {
+                let mut tx = self.$write.$begin($($arg),*).await.map_err($db)?;
                 let done = sqlx::query("DELETE FROM automation_jobs WHERE id = $1 AND lease = $2")
-                    .bind(id)
-                    .bind(lease)
-                    .execute(&self.$write)
+                    .bind(job.id)
+                    .bind(job.lease)
+                    .execute(&mut *tx)
                     .await
                     .map_err($db)?;
-                Ok(done.rows_affected() == 1)
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                match effect {
+                    $crate::automation::JobEffect::Nothing => {}
+                    $crate::automation::JobEffect::Segments(change) => {
+                        $change(&mut *tx, &job.customer, change, now).await?;
+                    }
+                    $crate::automation::JobEffect::Customer(patch) => {
+                        $patch(&mut *tx, &job.customer, patch, now).await?;
+                    }
+                }
+                tx.commit().await.map_err($db)?;
+                Ok(true)
             }
 
             async fn retry_job(
@@ -366,6 +412,25 @@ macro_rules! sql_automation_store {
                     .map_err($db)?;
                 tx.commit().await.map_err($db)?;
                 Ok(true)
+            }
+
+            async fn claim_schedule(
+                &self,
+                rule: cohort_core::automation::AutomationRuleId,
+                previous: Option<cohort_core::Timestamp>,
+                through: cohort_core::Timestamp,
+            ) -> $crate::StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE automation_rules SET scheduled_through = $3
+                     WHERE id = $1 AND scheduled_through IS NOT DISTINCT FROM $2",
+                )
+                .bind(rule.get())
+                .bind(previous.map(|t| t.unix_micros()))
+                .bind(through.unix_micros())
+                .execute(&self.$write)
+                .await
+                .map_err($db)?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn queued_jobs(&self, limit: u32) -> $crate::StoreResult<Vec<$crate::automation::Job>> {

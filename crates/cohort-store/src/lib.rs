@@ -11,7 +11,7 @@ mod promotions;
 mod store;
 mod targeting;
 
-pub use automation::{AutomationStore, DeadLetter, Job, NewJob, StoredAutomationRule};
+pub use automation::{AutomationStore, DeadLetter, Job, JobEffect, NewJob, StoredAutomationRule};
 pub use error::{StoreError, StoreResult};
 pub use promotions::{CustomerFacts, OrderOutcome, OrderPlacement, PromotionStore};
 pub use store::{

@@ -1,8 +1,9 @@
-//! Automation: rule definitions as JSON (`rules.rs`), and the service that keeps rules
+//! Automation: rule definitions as JSON (`rules.rs`), the service that keeps rules
 //! compiled, reacts to events by queueing actions durably, and runs them
-//! (`service.rs`).
+//! (`service.rs`), and schedule triggers (`schedule.rs`).
 
 mod rules;
+pub mod schedule;
 pub mod service;
 
 pub use rules::parse_automation_rule;

@@ -22,6 +22,7 @@
 //!   `{"add_segment": ID, "remove_others": false, "increase_counter": true,
 //!   "consider_consent": false}`, `{"remove_segment": ID}`, `{"set_field": NAME,
 //!   "value": VALUE | null}`, `{"add_tracked_segment": true, "consider_consent": …}`,
+//!   `{"copy_tracked_segments": true, "min_count": 1, "consider_consent": …}`,
 //!   `{"add_linked_segment": true, "consider_consent": …}`, `{"track_activity": TYPE}`,
 //!   `{"webhook": URL}`.
 
@@ -281,6 +282,19 @@ fn action(field: &str, value: &Value) -> Result<PlannedAction, Invalid> {
         AutomationAction::AddTrackedSegment {
             consider_consent: flag(map, field, "consider_consent", false)?,
         }
+    } else if map.contains_key("copy_tracked_segments") {
+        allowed(&["copy_tracked_segments", "min_count", "consider_consent"])?;
+        let min_count = match map.get("min_count") {
+            None => 1,
+            Some(_) => match small(map, field, "min_count")? {
+                0 => return Err(Invalid::new(join(field, "min_count"), "at least 1")),
+                n => n,
+            },
+        };
+        AutomationAction::CopyTrackedSegments {
+            min_count,
+            consider_consent: flag(map, field, "consider_consent", false)?,
+        }
     } else if map.contains_key("add_linked_segment") {
         allowed(&["add_linked_segment", "consider_consent"])?;
         AutomationAction::AddLinkedSegment {
@@ -302,8 +316,8 @@ fn action(field: &str, value: &Value) -> Result<PlannedAction, Invalid> {
     } else {
         return Err(Invalid::new(
             field,
-            "expected one of add_segment, remove_segment, set_field, add_tracked_segment, add_linked_segment, \
-             track_activity, webhook",
+            "expected one of add_segment, remove_segment, set_field, add_tracked_segment, copy_tracked_segments, \
+             add_linked_segment, track_activity, webhook",
         ));
     };
     Ok(PlannedAction { action, delay_minutes })

@@ -8,18 +8,18 @@
 //! actions survive a crash; a claim that outlives its lease (a crashed server) is
 //! taken over by the next claim.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
 use cohort_core::automation::{
     AssignedBy, AutomationAction, AutomationCondition, AutomationRule, AutomationRuleId, Event,
 };
 use cohort_core::{
-    Activity, ActivityType, Aggregate, Attributes, CustomerId, CustomerPatch, Invalid, MembershipSource, SegmentAdd,
-    SegmentChange, SegmentId, TargetGroupId, Timestamp,
+    Activity, ActivityId, ActivityType, Aggregate, Attributes, CustomerId, CustomerPatch, Invalid, MembershipSource, SegmentAdd,
+    SegmentChange, SegmentGroupId, SegmentId, TargetGroupId, Timestamp,
 };
-use cohort_engine::automation::{Automation, CustomerFacts, Evaluation, evaluate, runs};
-use cohort_store::{BuildSelection, Job, NewJob, Store, StoreError, StoreResult, StoredAutomationRule};
+use cohort_engine::automation::{Automation, CustomerFacts, Evaluation, counts_as_of, evaluate, runs};
+use cohort_store::{BuildSelection, Job, JobEffect, KeySelection, NewJob, Store, StoreError, StoreResult, StoredAutomationRule};
 use hmac::{Hmac, Mac};
 use rand::Rng;
 use serde_json::{Value, json};
@@ -27,7 +27,7 @@ use sha2::Sha256;
 
 use super::parse_automation_rule;
 use crate::Clock;
-use crate::activities::new_activity_id;
+use crate::index::LiveIndex;
 
 /// How long a look at the store's automation version is trusted.
 const FRESH_MICROS: i64 = 1_000_000;
@@ -35,6 +35,8 @@ const FRESH_MICROS: i64 = 1_000_000;
 const LEASE_MICROS: i64 = 60 * 1_000_000;
 /// Jobs claimed per round.
 const CLAIM: u32 = 100;
+/// Customers read together when reacting to many events.
+const FACTS_CHUNK: usize = 1_000;
 /// Runs of a failing action before it becomes a dead letter.
 pub const MAX_ATTEMPTS: u32 = 6;
 
@@ -42,7 +44,18 @@ pub const MAX_ATTEMPTS: u32 = 6;
 pub struct Compiled {
     pub version: i64,
     pub automation: Automation,
-    rules: BTreeMap<AutomationRuleId, AutomationRule>,
+    pub(super) rules: BTreeMap<AutomationRuleId, AutomationRule>,
+    /// The groups of the segments the conditions ask about.
+    asked_groups: Vec<SegmentGroupId>,
+}
+
+/// What the conditions read of one customer.
+struct Facts {
+    attributes: Attributes,
+    /// Live memberships among the segments the conditions ask about.
+    segments: BTreeSet<SegmentId>,
+    /// Activities recorded so far, of the types the conditions count.
+    counts: BTreeMap<ActivityType, u32>,
 }
 
 /// A rule as stored, with its parsed definition.
@@ -68,40 +81,41 @@ pub enum RunOutcome {
 }
 
 pub struct Automations {
-    store: Arc<dyn Store>,
-    clock: Arc<dyn Clock>,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) clock: Arc<dyn Clock>,
+    /// Selects the candidates of scheduled rules.
+    pub(super) index: Arc<LiveIndex>,
     http: reqwest::Client,
     /// Signs webhook bodies (HMAC-SHA256).
-    webhook_key: Vec<u8>,
+    webhook_key: RwLock<Vec<u8>>,
     compiled: RwLock<Option<Arc<Compiled>>>,
     checked_at: Mutex<Timestamp>,
     reload: tokio::sync::Mutex<()>,
 }
 
 impl Automations {
-    /// `webhook_secret`: the key webhook signatures are made with (receivers check
-    /// them); `None` signs with a random per-process key.
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, webhook_secret: Option<&str>) -> Self {
-        let webhook_key = match webhook_secret {
-            Some(secret) => secret.as_bytes().to_vec(),
-            None => {
-                let mut key = vec![0u8; 32];
-                rand::rng().fill(&mut key[..]);
-                key
-            }
-        };
+    /// Webhooks are signed with a random per-process key until `set_webhook_secret`.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, index: Arc<LiveIndex>) -> Self {
+        let mut webhook_key = vec![0u8; 32];
+        rand::rng().fill(&mut webhook_key[..]);
         Self {
             store,
             clock,
+            index,
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(10))
                 .build()
                 .expect("an HTTP client"),
-            webhook_key,
+            webhook_key: RwLock::new(webhook_key),
             compiled: RwLock::new(None),
             checked_at: Mutex::new(Timestamp::from_unix_micros(i64::MIN)),
             reload: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Signs webhooks with `secret` from now on (receivers check the signatures with it).
+    pub fn set_webhook_secret(&self, secret: &str) {
+        *self.webhook_key.write().expect("webhook key lock") = secret.as_bytes().to_vec();
     }
 
     /// The current compiled rules.
@@ -138,14 +152,26 @@ impl Automations {
                 Err(e) => tracing::warn!(rule = %stored.id, error = %e, "stored automation rule skipped"),
             }
         }
-        let compiled = Arc::new(Compiled {
-            version,
-            automation: Automation::compile(rules.values().cloned().collect()),
-            rules,
-        });
+        let compiled = Arc::new(self.compile(version, rules).await?);
         *self.compiled.write().expect("automation lock") = Some(compiled.clone());
         *self.checked_at.lock().expect("lock") = self.clock.now();
         Ok(compiled)
+    }
+
+    async fn compile(&self, version: i64, rules: BTreeMap<AutomationRuleId, AutomationRule>) -> StoreResult<Compiled> {
+        let automation = Automation::compile(rules.values().cloned().collect());
+        let mut groups = BTreeSet::new();
+        for segment in automation.asked_segments() {
+            if let Some(found) = self.store.segment(*segment).await? {
+                groups.insert(found.group);
+            }
+        }
+        Ok(Compiled {
+            version,
+            automation,
+            rules,
+            asked_groups: groups.into_iter().collect(),
+        })
     }
 
     async fn check(&self, id: AutomationRuleId, value: &Value) -> StoreResult<AutomationRule> {
@@ -221,14 +247,10 @@ impl Automations {
             .collect())
     }
 
-    /// What the conditions need of a customer: attributes, live segments, activity
-    /// counts (`None`: a customer cohort does not know).
-    async fn facts(
-        &self,
-        compiled: &Compiled,
-        customer: &CustomerId,
-        now: Timestamp,
-    ) -> StoreResult<Option<(Attributes, BTreeSet<SegmentId>, BTreeMap<ActivityType, u32>)>> {
+    /// What the conditions read of these customers (unknown ones are left out), in
+    /// one read of attributes and counted activities and, when a condition asks about
+    /// segments, one read of the memberships of those segments' groups.
+    async fn facts_of(&self, compiled: &Compiled, ids: &[CustomerId], now: Timestamp) -> StoreResult<HashMap<CustomerId, Facts>> {
         let aggregates: Vec<Aggregate> = compiled
             .automation
             .counted_activity_types()
@@ -240,76 +262,156 @@ impl Automations {
             .collect();
         let inputs = self
             .store
-            .build_inputs(
-                BuildSelection::Ids(std::slice::from_ref(customer)),
-                true,
-                &aggregates,
-                now,
-            )
+            .build_inputs(BuildSelection::Ids(ids), true, &aggregates, now)
             .await?;
-        let Some(input) = inputs.into_iter().next() else {
-            return Ok(None);
-        };
-        let segments = self
-            .store
-            .customer_segments(customer, now)
-            .await?
+        let mut held: HashMap<i64, BTreeSet<SegmentId>> = HashMap::new();
+        if !compiled.asked_groups.is_empty() && !inputs.is_empty() {
+            let keys: Vec<i64> = inputs.iter().map(|i| i.key).collect();
+            let asked = compiled.automation.asked_segments();
+            for (key, segment) in self
+                .store
+                .group_memberships(&compiled.asked_groups, KeySelection::Keys(&keys), now)
+                .await?
+            {
+                if asked.contains(&segment) {
+                    held.entry(key).or_default().insert(segment);
+                }
+            }
+        }
+        Ok(inputs
             .into_iter()
-            .map(|m| m.segment)
-            .collect();
-        let counts = aggregates
-            .iter()
-            .map(|a| {
-                let count = u32::try_from(input.aggregates.get(a).count).unwrap_or(u32::MAX);
-                (a.activity.clone(), count)
+            .map(|input| {
+                let counts = aggregates
+                    .iter()
+                    .map(|a| {
+                        let count = u32::try_from(input.aggregates.get(a).count).unwrap_or(u32::MAX);
+                        (a.activity.clone(), count)
+                    })
+                    .collect();
+                let facts = Facts {
+                    attributes: input.attributes,
+                    segments: held.remove(&input.key).unwrap_or_default(),
+                    counts,
+                };
+                (input.id, facts)
             })
-            .collect();
-        Ok(Some((input.attributes, segments, counts)))
+            .collect())
     }
 
     /// Reacts to an event of a customer: the rules it fires are counted and their
     /// actions queued, in one transaction. Returns the rules that fired.
     pub async fn react(&self, event: &Event, customer: &CustomerId) -> StoreResult<Vec<AutomationRuleId>> {
+        self.react_with(event, customer, None).await
+    }
+
+    /// Reacts to an event caused by a visitor's request, keeping the visitor's tracked
+    /// segment counts with the queued actions.
+    pub async fn react_with(
+        &self,
+        event: &Event,
+        customer: &CustomerId,
+        tracked: Option<&BTreeMap<SegmentId, u32>>,
+    ) -> StoreResult<Vec<AutomationRuleId>> {
+        self.react_batch(&[(customer.clone(), event.clone())], tracked, None).await
+    }
+
+    /// Reacts to many events at once (an activity batch, a page of builds), in the
+    /// order they happened: customers are read a chunk at a time, each event is judged
+    /// with the activity counts right after it, and every rule that fired is counted
+    /// and its actions queued in one transaction. Returns the rules that fired, once per
+    /// firing.
+    pub async fn react_many(&self, events: &[(CustomerId, Event)]) -> StoreResult<Vec<AutomationRuleId>> {
+        self.react_batch(events, None, None).await
+    }
+
+    /// `react_many` for one rule only (its schedule came due).
+    pub(super) async fn react_rule(
+        &self,
+        rule: AutomationRuleId,
+        events: &[(CustomerId, Event)],
+    ) -> StoreResult<Vec<AutomationRuleId>> {
+        self.react_batch(events, None, Some(rule)).await
+    }
+
+    async fn react_batch(
+        &self,
+        events: &[(CustomerId, Event)],
+        tracked: Option<&BTreeMap<SegmentId, u32>>,
+        only: Option<AutomationRuleId>,
+    ) -> StoreResult<Vec<AutomationRuleId>> {
         let compiled = self.current().await?;
-        if !compiled.automation.listens_to(event) {
+        let mut order: HashMap<&CustomerId, usize> = HashMap::new();
+        let mut customers: Vec<(&CustomerId, Vec<&Event>)> = Vec::new();
+        for (customer, event) in events {
+            if !compiled.automation.listens_to(event) {
+                continue;
+            }
+            let at = *order.entry(customer).or_insert_with(|| {
+                customers.push((customer, Vec::new()));
+                customers.len() - 1
+            });
+            customers[at].1.push(event);
+        }
+        if customers.is_empty() {
             return Ok(Vec::new());
         }
         let now = self.clock.now();
-        let Some((attributes, segments, counts)) = self.facts(&compiled, customer, now).await? else {
-            return Ok(Vec::new());
-        };
-        let facts = CustomerFacts {
-            id: customer,
-            attributes: &attributes,
-            segments: &segments,
-            activity_counts: &counts,
-        };
-        let fired = compiled.automation.react(event, &facts, now);
-        if fired.is_empty() {
-            return Ok(Vec::new());
+        let (mut rules, mut jobs) = (Vec::new(), Vec::new());
+        for chunk in customers.chunks(FACTS_CHUNK) {
+            let ids: Vec<CustomerId> = chunk.iter().map(|(c, _)| (*c).clone()).collect();
+            let mut facts = self.facts_of(&compiled, &ids, now).await?;
+            for (customer, events) in chunk {
+                let Some(facts) = facts.remove(*customer) else {
+                    continue;
+                };
+                for (event, counts) in events.iter().zip(counts_as_of(events, &facts.counts)) {
+                    let view = CustomerFacts {
+                        id: customer,
+                        attributes: &facts.attributes,
+                        segments: &facts.segments,
+                        activity_counts: &counts,
+                    };
+                    let fired = match only {
+                        None => compiled.automation.react(event, &view, now),
+                        Some(rule) => compiled.automation.react_rule(rule, event, &view, now).into_iter().collect(),
+                    };
+                    if fired.is_empty() {
+                        continue;
+                    }
+                    let environment = encode_event(event, tracked);
+                    for f in fired {
+                        rules.push(f.rule);
+                        jobs.extend(f.runs.iter().map(|run| NewJob {
+                            rule: f.rule,
+                            action: u32::try_from(run.index).unwrap_or(u32::MAX),
+                            customer: (*customer).clone(),
+                            run_at: run.at,
+                            environment: environment.clone(),
+                        }));
+                    }
+                }
+            }
         }
-        let environment = encode_event(event);
-        let jobs: Vec<NewJob> = fired
-            .iter()
-            .flat_map(|f| {
-                f.runs.iter().map(|run| NewJob {
-                    rule: f.rule,
-                    action: u32::try_from(run.index).unwrap_or(u32::MAX),
-                    customer: customer.clone(),
-                    run_at: run.at,
-                    environment: environment.clone(),
-                })
-            })
-            .collect();
-        let rules: Vec<AutomationRuleId> = fired.iter().map(|f| f.rule).collect();
-        self.store.fire(&rules, &jobs, now).await?;
+        if !rules.is_empty() {
+            self.store.fire(&rules, &jobs, now).await?;
+        }
         Ok(rules)
     }
 
     /// Reacts to an event, logging instead of failing (for callers whose own work is
     /// already committed).
     pub async fn react_logged(&self, event: &Event, customer: &CustomerId) {
-        if let Err(e) = self.react(event, customer).await {
+        self.react_logged_with(event, customer, None).await;
+    }
+
+    /// `react_with`, logging instead of failing.
+    pub async fn react_logged_with(
+        &self,
+        event: &Event,
+        customer: &CustomerId,
+        tracked: Option<&BTreeMap<SegmentId, u32>>,
+    ) {
+        if let Err(e) = self.react_with(event, customer, tracked).await {
             tracing::error!(error = %e, %customer, "automation could not react to an event");
         }
     }
@@ -321,21 +423,20 @@ impl Automations {
             .rule(id)
             .await?
             .ok_or_else(|| StoreError::not_found("automation rule", id))?;
-        let compiled = Compiled {
-            version: 0,
-            automation: Automation::compile(vec![record.rule.clone()]),
-            rules: BTreeMap::new(),
-        };
+        let compiled = self
+            .compile(0, BTreeMap::from([(record.rule.id, record.rule.clone())]))
+            .await?;
         let now = self.clock.now();
-        let (attributes, segments, counts) = self
-            .facts(&compiled, customer, now)
+        let found = self
+            .facts_of(&compiled, std::slice::from_ref(customer), now)
             .await?
+            .remove(customer)
             .ok_or_else(|| StoreError::not_found("customer", customer))?;
         let facts = CustomerFacts {
             id: customer,
-            attributes: &attributes,
-            segments: &segments,
-            activity_counts: &counts,
+            attributes: &found.attributes,
+            segments: &found.segments,
+            activity_counts: &found.counts,
         };
         let evaluation = evaluate(&record.rule, event, &facts);
         let actions = if evaluation.holds {
@@ -371,7 +472,7 @@ impl Automations {
 
     /// Runs one claimed job and records how it went.
     pub async fn run(&self, compiled: &Compiled, job: Job) -> StoreResult<RunOutcome> {
-        let result = match compiled.rules.get(&job.rule) {
+        let effect = match compiled.rules.get(&job.rule) {
             None => Err("the rule no longer exists or no longer compiles".to_owned()),
             Some(rule) => match rule.actions.get(job.action as usize) {
                 None => Err("the rule no longer has this action".to_owned()),
@@ -379,11 +480,18 @@ impl Automations {
             },
         };
         let now = self.clock.now();
+        // The effect is written with the job's completion; one that cannot be written
+        // (the customer changed meanwhile) fails like the action.
+        let result = match effect {
+            Ok(effect) => self
+                .store
+                .complete_job(&job, &effect, now)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(error) => Err(error),
+        };
         match result {
-            Ok(()) => {
-                self.store.finish_job(job.id, job.lease).await?;
-                Ok(RunOutcome::Done)
-            }
+            Ok(_) => Ok(RunOutcome::Done),
             Err(error) if job.attempts + 1 < MAX_ATTEMPTS => {
                 // 1, 2, 4, 8, 16 minutes.
                 let wait = 60_000_000i64 << job.attempts.min(20);
@@ -400,30 +508,39 @@ impl Automations {
         }
     }
 
-    /// Does what an action says for the job's customer; an error is a failure to retry.
-    async fn perform(&self, rule: &AutomationRule, action: &AutomationAction, job: &Job) -> Result<(), String> {
+    /// Works out what an action does for the job's customer. Changes of the customer
+    /// come back as the job's effect, written with its completion; an activity is
+    /// recorded under an id made from the job's, so running the job again records
+    /// nothing new; a webhook is sent (at least once: receivers tell repeats by the
+    /// `X-Cohort-Delivery` header). An error is a failure to retry.
+    async fn perform(&self, rule: &AutomationRule, action: &AutomationAction, job: &Job) -> Result<JobEffect, String> {
         let now = self.clock.now();
         let customer = &job.customer;
         let event = decode_event(&job.environment);
+        let store_error = |e: StoreError| e.to_string();
         let consent = || async {
             Ok::<bool, String>(
                 self.store
                     .customer(customer)
                     .await
-                    .map_err(|e| e.to_string())?
+                    .map_err(store_error)?
                     .is_some_and(|c| c.profiling_consent),
             )
         };
-        let add = |segment: SegmentId| SegmentChange {
-            add: vec![SegmentAdd {
-                segment,
-                source: MembershipSource::Tracked,
-                expires_at: None,
-            }],
-            remove: Vec::new(),
+        let add = |segments: Vec<SegmentId>| {
+            JobEffect::Segments(SegmentChange {
+                add: segments
+                    .into_iter()
+                    .map(|segment| SegmentAdd {
+                        segment,
+                        source: MembershipSource::Tracked,
+                        expires_at: None,
+                    })
+                    .collect(),
+                remove: Vec::new(),
+            })
         };
-        let store_error = |e: StoreError| e.to_string();
-        match action {
+        Ok(match action {
             AutomationAction::AddSegment {
                 segment,
                 remove_others,
@@ -431,13 +548,15 @@ impl Automations {
                 consider_consent,
             } => {
                 if *consider_consent && !consent().await? {
-                    return Ok(());
+                    return Ok(JobEffect::Nothing);
                 }
                 let held = self.store.customer_segments(customer, now).await.map_err(store_error)?;
                 if !increase_counter && held.iter().any(|m| m.segment == *segment) {
-                    return Ok(());
+                    return Ok(JobEffect::Nothing);
                 }
-                let mut change = add(*segment);
+                let JobEffect::Segments(mut change) = add(vec![*segment]) else {
+                    unreachable!("add gives segments")
+                };
                 if *remove_others && let Some(found) = self.store.segment(*segment).await.map_err(store_error)? {
                     for m in &held {
                         if m.segment != *segment
@@ -448,47 +567,70 @@ impl Automations {
                         }
                     }
                 }
-                self.store
-                    .change_segments(customer, &change, now)
-                    .await
-                    .map_err(store_error)?;
+                JobEffect::Segments(change)
             }
-            AutomationAction::RemoveSegment(segment) => {
-                let change = SegmentChange {
-                    add: Vec::new(),
-                    remove: vec![*segment],
-                };
-                self.store
-                    .change_segments(customer, &change, now)
-                    .await
-                    .map_err(store_error)?;
-            }
+            AutomationAction::RemoveSegment(segment) => JobEffect::Segments(SegmentChange {
+                add: Vec::new(),
+                remove: vec![*segment],
+            }),
             AutomationAction::SetField { field, value } => {
                 let mut patch = CustomerPatch::default();
                 patch.attributes.insert(field.clone(), value.clone());
-                self.store
-                    .update_customer(customer, &patch, now)
-                    .await
-                    .map_err(store_error)?;
+                JobEffect::Customer(patch)
             }
             AutomationAction::AddTrackedSegment { consider_consent } => {
                 let Some(Event::SegmentTracked { segment, .. }) = event else {
                     return Err("the event tracked no segment".to_owned());
                 };
                 if *consider_consent && !consent().await? {
-                    return Ok(());
+                    return Ok(JobEffect::Nothing);
                 }
-                self.store
-                    .change_segments(customer, &add(segment), now)
-                    .await
-                    .map_err(store_error)?;
+                add(vec![segment])
+            }
+            AutomationAction::CopyTrackedSegments {
+                min_count,
+                consider_consent,
+            } => {
+                if *consider_consent && !consent().await? {
+                    return Ok(JobEffect::Nothing);
+                }
+                let tracked = match tracked_in(&job.environment) {
+                    Some(tracked) => tracked,
+                    None => {
+                        let ids = self.store.customer_visitors(customer).await.map_err(store_error)?;
+                        let mut tracked: BTreeMap<SegmentId, u32> = BTreeMap::new();
+                        for visitor in self.store.visitors(&ids).await.map_err(store_error)? {
+                            for (segment, count) in visitor.state.tracked_segments {
+                                let most = tracked.entry(segment).or_insert(0);
+                                *most = (*most).max(count);
+                            }
+                        }
+                        tracked
+                    }
+                };
+                let segments: Vec<SegmentId> = tracked
+                    .into_iter()
+                    .filter(|(_, count)| count >= min_count)
+                    .map(|(segment, _)| segment)
+                    .collect();
+                // Segments deleted since they were tracked are left out.
+                let mut known = Vec::with_capacity(segments.len());
+                for segment in segments {
+                    if self.store.segment(segment).await.map_err(store_error)?.is_some() {
+                        known.push(segment);
+                    }
+                }
+                if known.is_empty() {
+                    return Ok(JobEffect::Nothing);
+                }
+                add(known)
             }
             AutomationAction::AddLinkedSegment { consider_consent } => {
                 let Some(Event::TargetGroupAssigned { group, .. }) = event else {
                     return Err("the event assigned no target group".to_owned());
                 };
                 if *consider_consent && !consent().await? {
-                    return Ok(());
+                    return Ok(JobEffect::Nothing);
                 }
                 let linked = self
                     .store
@@ -496,27 +638,20 @@ impl Automations {
                     .await
                     .map_err(store_error)?
                     .and_then(|g| g.segment);
-                if let Some(segment) = linked {
-                    self.store
-                        .change_segments(customer, &add(segment), now)
-                        .await
-                        .map_err(store_error)?;
+                match linked {
+                    Some(segment) => add(vec![segment]),
+                    None => JobEffect::Nothing,
                 }
             }
             AutomationAction::TrackActivity(kind) => {
-                let activity = Activity::new(
-                    new_activity_id(),
-                    customer.clone(),
-                    kind.clone(),
-                    now,
-                    Attributes::default(),
-                    None,
-                )
-                .map_err(|e| e.to_string())?;
+                let id = ActivityId::parse("id", &format!("automation_{}", job.id)).map_err(|e| e.to_string())?;
+                let activity = Activity::new(id, customer.clone(), kind.clone(), now, Attributes::default(), None)
+                    .map_err(|e| e.to_string())?;
                 self.store
                     .record_activities(&[activity], now)
                     .await
                     .map_err(store_error)?;
+                JobEffect::Nothing
             }
             AutomationAction::Webhook { url } => {
                 let body = json!({
@@ -542,19 +677,21 @@ impl Automations {
                 if !response.status().is_success() {
                     return Err(format!("webhook answered {}", response.status()));
                 }
+                JobEffect::Nothing
             }
-        }
-        Ok(())
+        })
     }
 
     /// Hex HMAC-SHA256 of a webhook body.
     pub fn sign(&self, body: &[u8]) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.webhook_key).expect("any key length");
+        let key = self.webhook_key.read().expect("webhook key lock");
+        let mut mac = Hmac::<Sha256>::new_from_slice(&key).expect("any key length");
         mac.update(body);
         mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// Runs due jobs every `every` until `stop` resolves.
+    /// Runs the schedules that came due and the due jobs every `every` until `stop`
+    /// resolves.
     pub async fn run_until_stopped(self: Arc<Self>, every: std::time::Duration, stop: impl Future<Output = ()>) {
         let mut stop = std::pin::pin!(stop);
         let mut ticks = tokio::time::interval(every);
@@ -562,6 +699,9 @@ impl Automations {
         loop {
             tokio::select! {
                 _ = ticks.tick() => {
+                    if let Err(e) = self.run_schedules().await {
+                        tracing::warn!(error = %e, "automation schedules not run");
+                    }
                     if let Err(e) = self.run_due().await {
                         tracing::warn!(error = %e, "automation queue not run");
                     }
@@ -578,9 +718,10 @@ fn parsed(stored: &StoredAutomationRule) -> Result<AutomationRule, Invalid> {
     parse_automation_rule(stored.id, &value)
 }
 
-/// An event as kept with its jobs (and sent to webhooks).
-pub fn encode_event(event: &Event) -> String {
-    match event {
+/// An event as kept with its jobs (and sent to webhooks), with the tracked segment
+/// counts of the visitor whose request caused it, when one did.
+pub fn encode_event(event: &Event, tracked: Option<&BTreeMap<SegmentId, u32>>) -> String {
+    let mut value = match event {
         Event::Activity { kind } => json!({"event": "activity", "type": kind.as_str()}),
         Event::CustomerCreated => json!({"event": "customer_created"}),
         Event::CustomerUpdated => json!({"event": "customer_updated"}),
@@ -593,8 +734,25 @@ pub fn encode_event(event: &Event) -> String {
             "event": "target_group_assigned", "target_group": group.get(), "weight": weight,
             "by": match by { AssignedBy::Content => "content", AssignedBy::Rule => "rule" },
         }),
+    };
+    if let Some(tracked) = tracked {
+        value["tracked"] = tracked.iter().map(|(s, n)| json!([s.get(), n])).collect();
     }
-    .to_string()
+    value.to_string()
+}
+
+/// The visitor's tracked segment counts kept with an event, if any.
+fn tracked_in(environment: &str) -> Option<BTreeMap<SegmentId, u32>> {
+    let v: Value = serde_json::from_str(environment).ok()?;
+    v.get("tracked")?
+        .as_array()?
+        .iter()
+        .map(|pair| {
+            let segment = SegmentId::new(pair.get(0)?.as_i64()?);
+            let count = u32::try_from(pair.get(1)?.as_u64()?).ok()?;
+            Some((segment, count))
+        })
+        .collect()
 }
 
 /// The event kept with a job.
@@ -651,7 +809,13 @@ mod tests {
             },
         ];
         for event in events {
-            assert_eq!(decode_event(&encode_event(&event)), Some(event));
+            assert_eq!(decode_event(&encode_event(&event, None)), Some(event));
         }
+        let tracked = BTreeMap::from([(SegmentId::new(4), 5), (SegmentId::new(9), 1)]);
+        let event = Event::CustomerUpdated;
+        let text = encode_event(&event, Some(&tracked));
+        assert_eq!(decode_event(&text), Some(event));
+        assert_eq!(tracked_in(&text), Some(tracked));
+        assert_eq!(tracked_in(&encode_event(&Event::CustomerCreated, None)), None);
     }
 }

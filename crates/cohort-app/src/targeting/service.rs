@@ -595,7 +595,7 @@ impl TargetingService {
                 segment: *segment,
                 count,
             };
-            self.automation.react_logged(&event, customer).await;
+            self.automation.react_logged_with(&event, customer, Some(tracked)).await;
         }
         for (group, _) in &decision.assigned {
             let weight = decision
@@ -608,7 +608,7 @@ impl TargetingService {
                 weight,
                 by: AssignedBy::Rule,
             };
-            self.automation.react_logged(&event, customer).await;
+            self.automation.react_logged_with(&event, customer, Some(tracked)).await;
         }
     }
 

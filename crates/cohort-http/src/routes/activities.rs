@@ -202,9 +202,12 @@ async fn record(
     }
     let (summary, happened) = record_lines(&state, lines, now).await?;
     if summary.duplicates == 0 {
-        for (customer, kind) in happened {
-            let event = cohort_core::automation::Event::Activity { kind };
-            state.app.automation.react_logged(&event, &customer).await;
+        let events: Vec<_> = happened
+            .into_iter()
+            .map(|(customer, kind)| (customer, cohort_core::automation::Event::Activity { kind }))
+            .collect();
+        if let Err(e) = state.app.automation.react_many(&events).await {
+            tracing::error!(error = %e, activities = events.len(), "automation could not react to a batch");
         }
     } else if !happened.is_empty() {
         // Which lines were retries is not known: telling automation of all would fire

@@ -8,8 +8,10 @@ use std::sync::Arc;
 
 use cohort_core::automation::AutomationRuleId;
 
-use super::{cid, new_customer, t};
-use crate::{NewJob, Store, StoreError};
+use cohort_core::{CustomerPatch, SegmentChange};
+
+use super::{add, cid, group, new_customer, segment, t};
+use crate::{Job, JobEffect, NewJob, Store, StoreError};
 
 fn job(rule: AutomationRuleId, customer: &str, action: u32, run_at: i64) -> NewJob {
     NewJob {
@@ -94,12 +96,14 @@ pub async fn queued_jobs_are_claimed_once_finished_retried_buried_and_replayed(s
     );
 
     let (first, second) = (&claimed[0], &claimed[1]);
+    let nothing = JobEffect::Nothing;
+    let stolen = Job { lease: 8, ..first.clone() };
     assert!(
-        !store.finish_job(first.id, 8).await.unwrap(),
+        !store.complete_job(&stolen, &nothing, t(20)).await.unwrap(),
         "another lease cannot finish it"
     );
-    assert!(store.finish_job(first.id, 7).await.unwrap());
-    assert!(!store.finish_job(first.id, 7).await.unwrap(), "finished once");
+    assert!(store.complete_job(first, &nothing, t(20)).await.unwrap());
+    assert!(!store.complete_job(first, &nothing, t(20)).await.unwrap(), "finished once");
 
     assert!(store.retry_job(second.id, 7, t(50), "timeout").await.unwrap());
     assert!(
@@ -169,7 +173,7 @@ pub async fn concurrent_claims_never_hand_out_a_job_twice(store: &dyn Store) {
                     return mine;
                 }
                 for job in claimed {
-                    assert!(store.finish_job(job.id, lease).await.unwrap());
+                    assert!(store.complete_job(&job, &JobEffect::Nothing, t(100)).await.unwrap());
                     mine.push(job.id);
                 }
             }
@@ -187,4 +191,87 @@ pub async fn concurrent_claims_never_hand_out_a_job_twice(store: &dyn Store) {
         "each job claimed and finished exactly once"
     );
     assert!(store.queued_jobs(10).await.unwrap().is_empty());
+}
+
+pub async fn a_completed_job_applies_its_effect_once_and_only_under_its_lease(store: &dyn Store) {
+    store.create_customer(&new_customer("C1"), t(0)).await.unwrap();
+    let g = group(store, "interests", false).await;
+    let ski = segment(store, &g, "ski").await;
+    let rule = store.create_automation_rule("{}", t(0)).await.unwrap();
+    store
+        .fire(&[rule.id], &[job(rule.id, "C1", 0, 1), job(rule.id, "C1", 1, 1)], t(0))
+        .await
+        .unwrap();
+    let claimed = store.claim_jobs(t(1), t(10), 3, 10).await.unwrap();
+    let counter = || async {
+        store
+            .customer_segments(&cid("C1"), t(50))
+            .await
+            .unwrap()
+            .first()
+            .map(|m| m.application_counter)
+    };
+
+    // A claim that ran out and was taken over applies nothing.
+    let taken = store.claim_jobs(t(11), t(100), 4, 10).await.unwrap();
+    assert_eq!(taken.len(), 2);
+    let segments = JobEffect::Segments(add(&[&ski]));
+    assert!(!store.complete_job(&claimed[0], &segments, t(12)).await.unwrap());
+    assert_eq!(counter().await, None, "a lost claim changes nothing");
+
+    assert!(store.complete_job(&taken[0], &segments, t(13)).await.unwrap());
+    assert!(!store.complete_job(&taken[0], &segments, t(14)).await.unwrap());
+    assert_eq!(counter().await, Some(1), "applied once");
+
+    let tier = cohort_core::AttributeName::parse("f", "tier").unwrap();
+    let gold = cohort_core::AttributeValue::String("gold".into());
+    let mut patch = CustomerPatch::default();
+    patch.attributes.insert(tier.clone(), Some(gold.clone()));
+    assert!(
+        store
+            .complete_job(&taken[1], &JobEffect::Customer(patch), t(15))
+            .await
+            .unwrap()
+    );
+    let customer = store.customer(&cid("C1")).await.unwrap().unwrap();
+    assert_eq!(customer.attributes.get(&tier), Some(&gold));
+    assert!(store.queued_jobs(10).await.unwrap().is_empty());
+
+    // An effect that fails (an unknown segment) leaves the job claimed, unchanged.
+    store.fire(&[], &[job(rule.id, "C1", 2, 20)], t(20)).await.unwrap();
+    let claimed = store.claim_jobs(t(200), t(300), 5, 10).await.unwrap();
+    let dangling = SegmentChange {
+        add: vec![cohort_core::SegmentAdd {
+            segment: cohort_core::SegmentId::new(999_999),
+            source: cohort_core::MembershipSource::Manual,
+            expires_at: None,
+        }],
+        remove: Vec::new(),
+    };
+    assert!(
+        store
+            .complete_job(&claimed[0], &JobEffect::Segments(dangling), t(201))
+            .await
+            .is_err()
+    );
+    assert_eq!(store.queued_jobs(10).await.unwrap().len(), 1, "still queued");
+}
+
+pub async fn a_schedule_is_claimed_by_one_server(store: &dyn Store) {
+    let rule = store.create_automation_rule("{}", t(0)).await.unwrap();
+    assert_eq!(rule.scheduled_through, None);
+    assert!(store.claim_schedule(rule.id, None, t(60)).await.unwrap());
+    assert!(
+        !store.claim_schedule(rule.id, None, t(61)).await.unwrap(),
+        "the other server read the old value"
+    );
+    assert!(store.claim_schedule(rule.id, Some(t(60)), t(120)).await.unwrap());
+    let read = store.automation_rule(rule.id).await.unwrap().unwrap();
+    assert_eq!(read.scheduled_through, Some(t(120)));
+    assert!(
+        !store
+            .claim_schedule(AutomationRuleId::new(rule.id.get() + 100), None, t(1))
+            .await
+            .unwrap()
+    );
 }

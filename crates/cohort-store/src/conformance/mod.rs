@@ -86,6 +86,8 @@ macro_rules! conformance_suite {
             automation_rules_round_trip_count_firings_and_move_the_version,
             queued_jobs_are_claimed_once_finished_retried_buried_and_replayed,
             concurrent_claims_never_hand_out_a_job_twice,
+            a_completed_job_applies_its_effect_once_and_only_under_its_lease,
+            a_schedule_is_claimed_by_one_server,
         );
     };
     (@each $fresh:path, $attrs:tt $name:ident $(, $rest:ident)* $(,)?) => {
