@@ -370,7 +370,11 @@ impl LiveIndex {
         self.catch_up().await?;
         self.state.write().expect("index lock").sweep(self.clock.now());
         let (_, keys) = self.state.read().expect("index lock").index.page(expr, after, limit);
-        let next = if keys.len() == limit { keys.last().copied() } else { None };
+        let next = if keys.len() == limit {
+            keys.last().copied()
+        } else {
+            None
+        };
         let customers = self
             .store
             .customer_ids(&keys.iter().map(|k| i64::from(*k)).collect::<Vec<_>>())

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use cohort_store::Store;
 
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use clock::{Clock, FileClock, ManualClock, SystemClock};
 pub use keys::{AuthError, Keys, NewKey};
 pub use open::{default_database_url, open_store};
 

@@ -1,14 +1,16 @@
 //! Automation decisions as data: `cases/automation.json` lists rules (as clients write
 //! them) and events happening to customers at given minutes of an injected clock, with
 //! the rules expected to fire, their conditions leaf by leaf, and when each action
-//! runs; or the field a refused rule names.
+//! runs; or the field a refused rule names. A step may be a `batch` of one customer's
+//! events recorded together (each judged with the counts right after it), or a
+//! schedule coming due for `only` one rule.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use cohort_app::automation::parse_automation_rule;
 use cohort_core::automation::{AssignedBy, AutomationRuleId, Event};
 use cohort_core::{ActivityType, AttributeName, CustomerId, SegmentId, TargetGroupId, Timestamp};
-use cohort_engine::automation::{Automation, CustomerFacts, evaluate};
+use cohort_engine::automation::{Automation, CustomerFacts, counts_as_of, evaluate};
 use cohort_store::codec::attribute_from_json;
 use serde_json::Value;
 
@@ -121,10 +123,40 @@ fn run_case(case: &Value) {
             segments: &segments,
             activity_counts: &counts,
         };
-        let happened = event(&step["event"]);
         let now = minutes(step["at"].as_i64().unwrap_or(0));
-        let fired = automation.react(&happened, &facts, now);
         let expect = &step["expect"];
+        if let Some(batch) = step.get("batch") {
+            // One customer's events recorded together; `activities` are the totals after.
+            let events: Vec<Event> = batch.as_array().unwrap().iter().map(event).collect();
+            let refs: Vec<&Event> = events.iter().collect();
+            let got: Vec<Vec<i64>> = events
+                .iter()
+                .zip(counts_as_of(&refs, &counts))
+                .map(|(happened, counts)| {
+                    let facts = CustomerFacts {
+                        activity_counts: &counts,
+                        ..facts
+                    };
+                    automation
+                        .react(happened, &facts, now)
+                        .iter()
+                        .map(|f| f.rule.get())
+                        .collect()
+                })
+                .collect();
+            let want: Vec<Vec<i64>> = serde_json::from_value(expect["fired_each"].clone()).unwrap();
+            assert_eq!(got, want, "{at}: rules fired by each event of the batch");
+            continue;
+        }
+        let happened = event(&step["event"]);
+        let fired = match step.get("only") {
+            // A schedule of this rule came due.
+            Some(rule) => automation
+                .react_rule(AutomationRuleId::new(rule.as_i64().unwrap()), &happened, &facts, now)
+                .into_iter()
+                .collect(),
+            None => automation.react(&happened, &facts, now),
+        };
         let got: Vec<i64> = fired.iter().map(|f| f.rule.get()).collect();
         let want: Vec<i64> = expect["fired"]
             .as_array()

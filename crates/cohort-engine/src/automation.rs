@@ -300,6 +300,9 @@ mod tests {
         let counts = counts_as_of(&[&order, &login, &order, &built, &order], &totals);
         let orders: Vec<u32> = counts.iter().map(|c| c[&kind("order")]).collect();
         assert_eq!(orders, vec![3, 3, 4, 4, 5]);
-        assert!(counts.iter().all(|c| !c.contains_key(&kind("login"))), "only counted types");
+        assert!(
+            counts.iter().all(|c| !c.contains_key(&kind("login"))),
+            "only counted types"
+        );
     }
 }

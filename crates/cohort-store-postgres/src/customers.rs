@@ -173,15 +173,15 @@ pub(crate) async fn patch(
     patch: &CustomerPatch,
     now: Timestamp,
 ) -> StoreResult<Customer> {
-        let row = sqlx::query(select!("WHERE c.id = $1 FOR UPDATE"))
-            .bind(id.as_str())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db)?
-            .ok_or_else(|| StoreError::not_found("customer", id))?;
-        let (seq, mut customer) = from_row(&row)?;
-        patch.apply(&mut customer, now)?;
-        sqlx::query("UPDATE customers SET attributes = $2::jsonb, active = $3, profiling_consent = $4, updated_at = $5 WHERE seq = $1")
+    let row = sqlx::query(select!("WHERE c.id = $1 FOR UPDATE"))
+        .bind(id.as_str())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db)?
+        .ok_or_else(|| StoreError::not_found("customer", id))?;
+    let (seq, mut customer) = from_row(&row)?;
+    patch.apply(&mut customer, now)?;
+    sqlx::query("UPDATE customers SET attributes = $2::jsonb, active = $3, profiling_consent = $4, updated_at = $5 WHERE seq = $1")
             .bind(seq)
             .bind(encode_attributes(&customer.attributes))
             .bind(customer.active)

@@ -7,8 +7,8 @@ use cohort_core::{
 };
 use cohort_store::codec::{decode_attributes, encode_attributes, stored};
 use cohort_store::{CustomerFilter, CustomerImport, CustomerStore, Deletion, StoreError, StoreResult};
-use sqlx::SqliteConnection;
 use sqlx::Row;
+use sqlx::SqliteConnection;
 use sqlx::sqlite::SqliteRow;
 
 use crate::error::{db, unique};
@@ -169,24 +169,24 @@ pub(crate) async fn patch(
     patch: &CustomerPatch,
     now: Timestamp,
 ) -> StoreResult<Customer> {
-        let row = sqlx::query(select!("WHERE c.id = $1"))
-            .bind(id.as_str())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db)?
-            .ok_or_else(|| StoreError::not_found("customer", id))?;
-        let (seq, mut customer) = from_row(&row)?;
-        patch.apply(&mut customer, now)?;
-        sqlx::query(
-            "UPDATE customers SET attributes = $2, active = $3, profiling_consent = $4, updated_at = $5 WHERE seq = $1",
-        )
-        .bind(seq)
-        .bind(encode_attributes(&customer.attributes))
-        .bind(customer.active)
-        .bind(customer.profiling_consent)
-        .bind(now.unix_micros())
-        .execute(&mut *conn)
+    let row = sqlx::query(select!("WHERE c.id = $1"))
+        .bind(id.as_str())
+        .fetch_optional(&mut *conn)
         .await
-        .map_err(db)?;
+        .map_err(db)?
+        .ok_or_else(|| StoreError::not_found("customer", id))?;
+    let (seq, mut customer) = from_row(&row)?;
+    patch.apply(&mut customer, now)?;
+    sqlx::query(
+        "UPDATE customers SET attributes = $2, active = $3, profiling_consent = $4, updated_at = $5 WHERE seq = $1",
+    )
+    .bind(seq)
+    .bind(encode_attributes(&customer.attributes))
+    .bind(customer.active)
+    .bind(customer.profiling_consent)
+    .bind(now.unix_micros())
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
     Ok(customer)
 }

@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// Idle minutes after which a visitor's session ends (default 30).
     #[arg(long, env = "COHORT_SESSION_MINUTES")]
     pub session_minutes: Option<u32>,
+    /// For tests of the whole process only: read the time from this file
+    /// (microseconds since the Unix epoch) instead of the system clock.
+    #[arg(long, hide = true)]
+    pub clock_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

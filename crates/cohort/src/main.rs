@@ -28,7 +28,7 @@ async fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     match cli.command {
-        cli::Command::Serve(args) => serve::run(&config, args.demo).await,
+        cli::Command::Serve(args) => serve::run(&config, args.demo, args.clock_file).await,
         cli::Command::Migrate => data::migrate(&config).await,
         cli::Command::Demo => data::demo(&config).await,
         cli::Command::Keys { command } => keys::run(&config, command).await,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use cohort_app::targeting::TargetingSettings;
 use cohort_app::targeting::geo::Geo;
-use cohort_app::{App, SystemClock, demo};
+use cohort_app::{App, Clock, FileClock, SystemClock, demo};
 use cohort_core::{ApplicationId, ApplicationPatch, KeyScope, Name, Origin};
 use tokio::net::TcpListener;
 
@@ -21,7 +21,8 @@ const AUTOMATION_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// How often visitors changed in memory are saved.
 const VISITORS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
-pub async fn run(config: &Config, load_demo: bool) -> anyhow::Result<()> {
+/// `clock_file`: read the time from a file (process-level tests) instead of the system.
+pub async fn run(config: &Config, load_demo: bool, clock_file: Option<std::path::PathBuf>) -> anyhow::Result<()> {
     let store = open(config).await?;
     let geo = match &config.geoip {
         Some(path) => Some(Geo::open(path).map_err(|e| anyhow::anyhow!("cannot use the GeoIP database {e}"))?),
@@ -33,7 +34,14 @@ pub async fn run(config: &Config, load_demo: bool) -> anyhow::Result<()> {
         token_secret: config.token_secret.as_ref().map(|s| s.0.clone()),
         visitor_retention_micros: i64::from(config.visitor_retention_days) * 24 * 3_600 * 1_000_000,
     };
-    let app = App::new(store, Arc::new(SystemClock))
+    let clock: Arc<dyn Clock> = match clock_file {
+        Some(path) => {
+            tracing::warn!(path = %path.display(), "the time is read from a file, not the system clock");
+            Arc::new(FileClock(path))
+        }
+        None => Arc::new(SystemClock),
+    };
+    let app = App::new(store, clock)
         .with_webhook_secret(config.webhook_secret.as_ref().map(|s| s.0.as_str()))
         .with_targeting(settings);
     if load_demo {

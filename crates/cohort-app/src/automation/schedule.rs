@@ -97,7 +97,9 @@ mod tests {
     }
 
     fn other() -> Tree<AutomationCondition> {
-        Tree::Leaf(AutomationCondition::CustomerIs(vec![CustomerId::parse("id", "c1").unwrap()]))
+        Tree::Leaf(AutomationCondition::CustomerIs(vec![
+            CustomerId::parse("id", "c1").unwrap(),
+        ]))
     }
 
     #[test]
@@ -113,10 +115,7 @@ mod tests {
             candidates(&Tree::Any(vec![has(3), has(4)])),
             Expr::Or(vec![Expr::Segment(3), Expr::Segment(4)])
         );
-        assert_eq!(
-            candidates(&Tree::Not(Box::new(has(3)))),
-            Expr::not(Expr::Segment(3))
-        );
+        assert_eq!(candidates(&Tree::Not(Box::new(has(3)))), Expr::not(Expr::Segment(3)));
         assert_eq!(
             candidates(&Tree::Not(Box::new(Tree::All(vec![has(3), other()])))),
             everyone,

@@ -15,11 +15,13 @@ use cohort_core::automation::{
     AssignedBy, AutomationAction, AutomationCondition, AutomationRule, AutomationRuleId, Event,
 };
 use cohort_core::{
-    Activity, ActivityId, ActivityType, Aggregate, Attributes, CustomerId, CustomerPatch, Invalid, MembershipSource, SegmentAdd,
-    SegmentChange, SegmentGroupId, SegmentId, TargetGroupId, Timestamp,
+    Activity, ActivityId, ActivityType, Aggregate, Attributes, CustomerId, CustomerPatch, Invalid, MembershipSource,
+    SegmentAdd, SegmentChange, SegmentGroupId, SegmentId, TargetGroupId, Timestamp,
 };
 use cohort_engine::automation::{Automation, CustomerFacts, Evaluation, counts_as_of, evaluate, runs};
-use cohort_store::{BuildSelection, Job, JobEffect, KeySelection, NewJob, Store, StoreError, StoreResult, StoredAutomationRule};
+use cohort_store::{
+    BuildSelection, Job, JobEffect, KeySelection, NewJob, Store, StoreError, StoreResult, StoredAutomationRule,
+};
 use hmac::{Hmac, Mac};
 use rand::Rng;
 use serde_json::{Value, json};
@@ -250,7 +252,12 @@ impl Automations {
     /// What the conditions read of these customers (unknown ones are left out), in
     /// one read of attributes and counted activities and, when a condition asks about
     /// segments, one read of the memberships of those segments' groups.
-    async fn facts_of(&self, compiled: &Compiled, ids: &[CustomerId], now: Timestamp) -> StoreResult<HashMap<CustomerId, Facts>> {
+    async fn facts_of(
+        &self,
+        compiled: &Compiled,
+        ids: &[CustomerId],
+        now: Timestamp,
+    ) -> StoreResult<HashMap<CustomerId, Facts>> {
         let aggregates: Vec<Aggregate> = compiled
             .automation
             .counted_activity_types()
@@ -312,7 +319,8 @@ impl Automations {
         customer: &CustomerId,
         tracked: Option<&BTreeMap<SegmentId, u32>>,
     ) -> StoreResult<Vec<AutomationRuleId>> {
-        self.react_batch(&[(customer.clone(), event.clone())], tracked, None).await
+        self.react_batch(&[(customer.clone(), event.clone())], tracked, None)
+            .await
     }
 
     /// Reacts to many events at once (an activity batch, a page of builds), in the
@@ -373,7 +381,11 @@ impl Automations {
                     };
                     let fired = match only {
                         None => compiled.automation.react(event, &view, now),
-                        Some(rule) => compiled.automation.react_rule(rule, event, &view, now).into_iter().collect(),
+                        Some(rule) => compiled
+                            .automation
+                            .react_rule(rule, event, &view, now)
+                            .into_iter()
+                            .collect(),
                     };
                     if fired.is_empty() {
                         continue;

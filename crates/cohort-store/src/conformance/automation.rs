@@ -97,13 +97,19 @@ pub async fn queued_jobs_are_claimed_once_finished_retried_buried_and_replayed(s
 
     let (first, second) = (&claimed[0], &claimed[1]);
     let nothing = JobEffect::Nothing;
-    let stolen = Job { lease: 8, ..first.clone() };
+    let stolen = Job {
+        lease: 8,
+        ..first.clone()
+    };
     assert!(
         !store.complete_job(&stolen, &nothing, t(20)).await.unwrap(),
         "another lease cannot finish it"
     );
     assert!(store.complete_job(first, &nothing, t(20)).await.unwrap());
-    assert!(!store.complete_job(first, &nothing, t(20)).await.unwrap(), "finished once");
+    assert!(
+        !store.complete_job(first, &nothing, t(20)).await.unwrap(),
+        "finished once"
+    );
 
     assert!(store.retry_job(second.id, 7, t(50), "timeout").await.unwrap());
     assert!(
