@@ -216,3 +216,201 @@ async fn invalid_rules_are_refused_with_their_field() {
     let listed: Value = app.get("/v1/automation/rules").await.json().await.unwrap();
     assert_eq!(listed, json!([]));
 }
+
+fn at(text: &str) -> cohort_core::Timestamp {
+    cohort_core::Timestamp::parse("at", text).unwrap()
+}
+
+#[tokio::test]
+async fn a_schedule_fires_at_its_time_for_the_customers_its_conditions_select() {
+    let app = spawn_app().await;
+    app.clock.set(at("2026-03-02T02:00:00Z"));
+    let group = app.create("/v1/segment-groups", json!({"name": "Status"})).await;
+    let vip = app
+        .create("/v1/segments", json!({"group": group["id"], "name": "VIP"}))
+        .await;
+    let greeted = app
+        .create("/v1/segments", json!({"group": group["id"], "name": "Greeted"}))
+        .await;
+    for id in ["C-1", "C-2", "C-3"] {
+        app.create("/v1/customers", json!({"id": id})).await;
+    }
+    for id in ["C-1", "C-3"] {
+        let added = app
+            .post(&format!("/v1/customers/{id}/segments"), json!({"add": [vip["id"]]}))
+            .await;
+        assert!(added.status().is_success());
+    }
+    app.create(
+        "/v1/automation/rules",
+        json!({"name": "nightly greeting", "triggers": [{"schedule": "0 3 * * *"}],
+               "conditions": {"all": [{"has_segment": vip["id"]}, {"not": {"customer_is": ["C-3"]}}]},
+               "actions": [{"add_segment": greeted["id"], "increase_counter": false}]}),
+    )
+    .await;
+
+    app.clock.set(at("2026-03-02T02:59:59Z"));
+    assert_eq!(app.app.automation.run_schedules().await.unwrap(), 0, "not yet");
+    app.clock.set(at("2026-03-02T03:00:00Z"));
+    assert_eq!(app.app.automation.run_schedules().await.unwrap(), 1);
+    assert_eq!(
+        app.app.automation.run_schedules().await.unwrap(),
+        0,
+        "this time is claimed"
+    );
+    assert_eq!(app.app.automation.run_due().await.unwrap(), 1, "for C-1 only");
+    let (vip, greeted) = (vip["id"].as_i64().unwrap(), greeted["id"].as_i64().unwrap());
+    assert_eq!(segments_of(&app, "C-1").await, vec![vip, greeted]);
+    assert_eq!(segments_of(&app, "C-2").await, Vec::<i64>::new());
+    assert_eq!(segments_of(&app, "C-3").await, vec![vip]);
+
+    // Times missed while no server looked fire once, at the next look.
+    app.clock.set(at("2026-03-05T12:00:00Z"));
+    assert_eq!(app.app.automation.run_schedules().await.unwrap(), 1);
+    assert_eq!(app.app.automation.run_schedules().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn building_a_customer_fires_segments_built() {
+    let app = spawn_app().await;
+    let ages = app
+        .create(
+            "/v1/segment-groups",
+            json!({"name": "Age", "calculated": true, "exclusive": true}),
+        )
+        .await;
+    app.create(
+        "/v1/segment-builders",
+        json!({"name": "Ages", "group": ages["id"], "definition": {"kind": "age_groups",
+               "attribute": "birthdate", "ranges": [{"from": 18, "to": 34, "segment": "young"},
+                                                    {"from": 35, "segment": "older"}]}}),
+    )
+    .await;
+    let segments: Value = app
+        .get(&format!("/v1/segments?group={}", ages["id"]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let young = segments["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "young")
+        .unwrap()["id"]
+        .clone();
+    let group = app.create("/v1/segment-groups", json!({"name": "Campaigns"})).await;
+    let campaign = app
+        .create("/v1/segments", json!({"group": group["id"], "name": "Student offer"}))
+        .await;
+    app.create(
+        "/v1/automation/rules",
+        json!({"name": "young after building", "triggers": ["segments_built"],
+               "conditions": {"has_segment": young},
+               "actions": [{"add_segment": campaign["id"]}]}),
+    )
+    .await;
+    app.create(
+        "/v1/customers",
+        json!({"id": "C-1", "attributes": {"birthdate": "2000-05-01"}}),
+    )
+    .await;
+    app.create(
+        "/v1/customers",
+        json!({"id": "C-2", "attributes": {"birthdate": "1960-05-01"}}),
+    )
+    .await;
+    let built = app.app.builds.run_queued(100).await.unwrap();
+    assert_eq!(built.customers, 2);
+    assert_eq!(app.app.automation.run_due().await.unwrap(), 1, "for the young one");
+    assert!(
+        segments_of(&app, "C-1")
+            .await
+            .contains(&campaign["id"].as_i64().unwrap())
+    );
+    assert!(
+        !segments_of(&app, "C-2")
+            .await
+            .contains(&campaign["id"].as_i64().unwrap())
+    );
+}
+
+#[tokio::test]
+async fn a_batch_of_orders_fires_the_third_order_rule_once_and_a_retried_batch_nothing() {
+    let app = spawn_app().await;
+    let group = app.create("/v1/segment-groups", json!({"name": "Loyalty"})).await;
+    let loyal = app
+        .create("/v1/segments", json!({"group": group["id"], "name": "Loyal"}))
+        .await;
+    let rule = app
+        .create(
+            "/v1/automation/rules",
+            json!({"name": "third order", "triggers": [{"new_activity": "order"}],
+                   "conditions": {"activity_count": "order", "op": "=", "value": 3},
+                   "actions": [{"add_segment": loyal["id"]}]}),
+        )
+        .await;
+    app.create("/v1/customers", json!({"id": "C-1"})).await;
+    let batch: String = (1..=4)
+        .map(|n| {
+            format!(
+                "{}\n",
+                json!({"id": format!("o-{n}"), "customer": "C-1", "type": "order",
+                       "order": {"total": "10.00", "currency": "EUR", "items": []}})
+            )
+        })
+        .collect();
+    for _ in 0..2 {
+        let response = app
+            .request(Method::POST, "/v1/activities", &app.ingest)
+            .header("content-type", "application/x-ndjson")
+            .body(batch.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let read: Value = app
+        .get(&format!("/v1/automation/rules/{}", rule["id"]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["fired"], 1, "the third order of four, and not again for the retry");
+    assert_eq!(app.app.automation.run_due().await.unwrap(), 1);
+    assert_eq!(segments_of(&app, "C-1").await, vec![loyal["id"].as_i64().unwrap()]);
+}
+
+#[tokio::test]
+async fn tracked_segments_are_copied_to_the_customer_once_tracked_often_enough() {
+    let app = spawn_app().await;
+    crate::targeting::shop_with_skiers(&app).await;
+    let group = app.create("/v1/segment-groups", json!({"name": "Interests"})).await;
+    let ski = app
+        .create("/v1/segments", json!({"group": group["id"], "name": "Ski"}))
+        .await;
+    app.create(
+        "/v1/targeting/rules",
+        json!({"name": "track ski", "conditions": {"url": "/ski"},
+               "actions": [{"track_segment": ski["id"]}]}),
+    )
+    .await;
+    app.create(
+        "/v1/automation/rules",
+        json!({"name": "keep interests", "triggers": ["segment_tracked"],
+               "actions": [{"copy_tracked_segments": true, "min_count": 2}]}),
+    )
+    .await;
+    app.create("/v1/customers", json!({"id": "C-1"})).await;
+
+    let first = crate::targeting::context(&app, json!({"url": "https://shop.example/ski", "customer": "C-1"})).await;
+    assert_eq!(app.app.automation.run_due().await.unwrap(), 1);
+    assert!(segments_of(&app, "C-1").await.is_empty(), "tracked once only");
+    crate::targeting::context(
+        &app,
+        json!({"visitor": first["visitor"], "url": "https://shop.example/ski/boots", "customer": "C-1"}),
+    )
+    .await;
+    assert_eq!(app.app.automation.run_due().await.unwrap(), 1);
+    assert_eq!(segments_of(&app, "C-1").await, vec![ski["id"].as_i64().unwrap()]);
+}
