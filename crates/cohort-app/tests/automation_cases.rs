@@ -129,20 +129,12 @@ fn run_case(case: &Value) {
             // One customer's events recorded together; `activities` are the totals after.
             let events: Vec<Event> = batch.as_array().unwrap().iter().map(event).collect();
             let refs: Vec<&Event> = events.iter().collect();
-            let got: Vec<Vec<i64>> = events
+            let counts = counts_as_of(&refs, &counts);
+            let each: Vec<_> = refs.iter().copied().zip(&counts).collect();
+            let got: Vec<Vec<i64>> = automation
+                .react_each(&each, &facts, now)
                 .iter()
-                .zip(counts_as_of(&refs, &counts))
-                .map(|(happened, counts)| {
-                    let facts = CustomerFacts {
-                        activity_counts: &counts,
-                        ..facts
-                    };
-                    automation
-                        .react(happened, &facts, now)
-                        .iter()
-                        .map(|f| f.rule.get())
-                        .collect()
-                })
+                .map(|fired| fired.iter().map(|f| f.rule.get()).collect())
                 .collect();
             let want: Vec<Vec<i64>> = serde_json::from_value(expect["fired_each"].clone()).unwrap();
             assert_eq!(got, want, "{at}: rules fired by each event of the batch");
@@ -155,7 +147,12 @@ fn run_case(case: &Value) {
                 .react_rule(AutomationRuleId::new(rule.as_i64().unwrap()), &happened, &facts, now)
                 .into_iter()
                 .collect(),
-            None => automation.react(&happened, &facts, now),
+            None => {
+                let fired = automation.react(&happened, &facts, now);
+                let each = automation.react_each(&[(&happened, &counts)], &facts, now);
+                assert_eq!(each, vec![fired.clone()], "{at}: judged alone or as a batch of one");
+                fired
+            }
         };
         let got: Vec<i64> = fired.iter().map(|f| f.rule.get()).collect();
         let want: Vec<i64> = expect["fired"]

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use cohort_core::automation::{AutomationCondition, AutomationRule, AutomationRuleId, Event, PlannedAction, Trigger};
-use cohort_core::{ActivityType, Attributes, CustomerId, SegmentId, Timestamp};
+use cohort_core::{ActivityType, Attributes, CustomerId, SegmentId, Timestamp, Tree};
 
 /// What the conditions may ask of the customer.
 #[derive(Debug, Clone, Copy)]
@@ -173,6 +173,42 @@ impl Automation {
 }
 
 impl Automation {
+    /// The rules that fire for each of one customer's events (given with the activity
+    /// counts right after each, see `counts_as_of`). What depends only on the customer
+    /// (fields, segments, who it is) is judged once per rule for all the events, and
+    /// only the rules it leaves open are judged per event.
+    pub fn react_each(
+        &self,
+        events: &[(&Event, &BTreeMap<ActivityType, u32>)],
+        customer: &CustomerFacts<'_>,
+        now: Timestamp,
+    ) -> Vec<Vec<Fired>> {
+        // Per rule: not judged yet, or whether the customer's own facts leave it open.
+        let mut open: Vec<Option<bool>> = vec![None; self.rules.len()];
+        events
+            .iter()
+            .map(|(event, counts)| {
+                let facts = CustomerFacts {
+                    activity_counts: counts,
+                    ..*customer
+                };
+                self.by_kind[kind_of(event)]
+                    .iter()
+                    .filter(|i| {
+                        let rule = &self.rules[**i];
+                        rule.triggers.iter().any(|t| t.fires_on(event))
+                            && *open[**i].get_or_insert_with(|| may_hold(&rule.conditions, customer) != Some(false))
+                            && holds(rule, event, &facts)
+                    })
+                    .map(|i| Fired {
+                        rule: self.rules[*i].id,
+                        runs: runs(&self.rules[*i], now),
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     /// Whether one rule fires for the event and customer (its own schedule came due).
     pub fn react_rule(
         &self,
@@ -222,6 +258,42 @@ pub fn runs(rule: &AutomationRule, now: Timestamp) -> Vec<Run> {
             ),
         })
         .collect()
+}
+
+/// What the customer's own facts say of a condition tree: `Some` when they decide it,
+/// `None` when the event (or the activity counts, which move with it) must.
+fn may_hold(tree: &Tree<AutomationCondition>, customer: &CustomerFacts<'_>) -> Option<bool> {
+    match tree {
+        Tree::Leaf(
+            leaf @ (AutomationCondition::FieldEquals { .. }
+            | AutomationCondition::HasSegment(_)
+            | AutomationCondition::CustomerIs(_)),
+        ) => Some(condition(leaf, &Event::Scheduled, customer)),
+        Tree::Leaf(_) => None,
+        Tree::Not(inner) => may_hold(inner, customer).map(|b| !b),
+        Tree::All(items) => {
+            let mut all = Some(true);
+            for item in items {
+                match may_hold(item, customer) {
+                    Some(false) => return Some(false),
+                    None => all = None,
+                    Some(true) => {}
+                }
+            }
+            all
+        }
+        Tree::Any(items) => {
+            let mut any = Some(false);
+            for item in items {
+                match may_hold(item, customer) {
+                    Some(true) => return Some(true),
+                    None => any = None,
+                    Some(false) => {}
+                }
+            }
+            any
+        }
+    }
 }
 
 /// Whether the rule's conditions hold for the event and customer.

@@ -372,21 +372,35 @@ impl Automations {
                 let Some(facts) = facts.remove(*customer) else {
                     continue;
                 };
-                for (event, counts) in events.iter().zip(counts_as_of(events, &facts.counts)) {
-                    let view = CustomerFacts {
-                        id: customer,
-                        attributes: &facts.attributes,
-                        segments: &facts.segments,
-                        activity_counts: &counts,
-                    };
-                    let fired = match only {
-                        None => compiled.automation.react(event, &view, now),
-                        Some(rule) => compiled
-                            .automation
-                            .react_rule(rule, event, &view, now)
-                            .into_iter()
-                            .collect(),
-                    };
+                let counts = counts_as_of(events, &facts.counts);
+                let view = CustomerFacts {
+                    id: customer,
+                    attributes: &facts.attributes,
+                    segments: &facts.segments,
+                    activity_counts: &facts.counts,
+                };
+                let fired_each = match only {
+                    None => {
+                        let each: Vec<_> = events.iter().copied().zip(&counts).collect();
+                        compiled.automation.react_each(&each, &view, now)
+                    }
+                    Some(rule) => events
+                        .iter()
+                        .zip(&counts)
+                        .map(|(event, counts)| {
+                            let view = CustomerFacts {
+                                activity_counts: counts,
+                                ..view
+                            };
+                            compiled
+                                .automation
+                                .react_rule(rule, event, &view, now)
+                                .into_iter()
+                                .collect()
+                        })
+                        .collect(),
+                };
+                for (event, fired) in events.iter().zip(fired_each) {
                     if fired.is_empty() {
                         continue;
                     }
