@@ -328,9 +328,7 @@ impl LiveIndex {
 
     /// Counts the customers matching `query` and returns a page of them after `after`.
     pub async fn query(&self, query: &Query, after: Option<u32>, limit: usize) -> StoreResult<QueryPage> {
-        self.catch_up().await?;
         self.names(false).await?;
-        self.state.write().expect("index lock").sweep(self.clock.now());
         let resolved = Self::resolve(&self.state.read().expect("index lock").names, query, "query");
         let expr = match resolved {
             Ok(expr) => expr,
@@ -346,7 +344,16 @@ impl LiveIndex {
         if expr.segments().len() > MAX_SEGMENTS {
             return Err(Invalid::new("query", format!("names more than {MAX_SEGMENTS} segments")).into());
         }
-        let (count, keys) = self.state.read().expect("index lock").index.page(&expr, after, limit);
+        self.select(&expr, after, limit).await
+    }
+
+    /// Counts the customers matching an expression over segment ids (caught up with
+    /// the log, expired memberships swept) and returns up to `limit` of them after the
+    /// key `after`, ascending.
+    pub async fn select(&self, expr: &Expr, after: Option<u32>, limit: usize) -> StoreResult<QueryPage> {
+        self.catch_up().await?;
+        self.state.write().expect("index lock").sweep(self.clock.now());
+        let (count, keys) = self.state.read().expect("index lock").index.page(expr, after, limit);
         let next = if keys.len() == limit {
             keys.last().copied()
         } else {
@@ -357,29 +364,6 @@ impl LiveIndex {
             .customer_ids(&keys.iter().map(|k| i64::from(*k)).collect::<Vec<_>>())
             .await?;
         Ok(QueryPage { count, customers, next })
-    }
-
-    /// Up to `limit` customers matching an expression over segment ids, after the key
-    /// `after`, ascending; with the key to continue after when there may be more.
-    pub async fn select(
-        &self,
-        expr: &Expr,
-        after: Option<u32>,
-        limit: usize,
-    ) -> StoreResult<(Vec<CustomerId>, Option<u32>)> {
-        self.catch_up().await?;
-        self.state.write().expect("index lock").sweep(self.clock.now());
-        let (_, keys) = self.state.read().expect("index lock").index.page(expr, after, limit);
-        let next = if keys.len() == limit {
-            keys.last().copied()
-        } else {
-            None
-        };
-        let customers = self
-            .store
-            .customer_ids(&keys.iter().map(|k| i64::from(*k)).collect::<Vec<_>>())
-            .await?;
-        Ok((customers, next))
     }
 
     /// Keeps following the log until `stop` resolves.

@@ -72,10 +72,10 @@ impl Automations {
             let expr = candidates(&rule.conditions);
             let mut after = None;
             loop {
-                let (customers, next) = self.index.select(&expr, after, PAGE).await?;
-                let events: Vec<_> = customers.into_iter().map(|c| (c, Event::Scheduled)).collect();
+                let page = self.index.select(&expr, after, PAGE).await?;
+                let events: Vec<_> = page.customers.into_iter().map(|c| (c, Event::Scheduled)).collect();
                 self.react_rule(rule.id, &events).await?;
-                match next {
+                match page.next {
                     Some(key) => after = Some(key),
                     None => break,
                 }
