@@ -68,18 +68,40 @@ fn index_vs_sql(c: &mut Criterion) {
         .execute(&pool)
         .await
         .unwrap();
-        for (s, id) in ids.iter().enumerate() {
-            // Segment s holds about (s % 20 + 1) × 2.5 % of the customers.
-            let per_mille = (s as i64 % 20 + 1) * 25;
-            sqlx::query(
-                "INSERT INTO memberships (customer_seq, segment_id, source, assigned_at, application_counter, expires_at)
-                 SELECT seq, $1, 'calculated', 0, 1, NULL FROM customers WHERE ((seq * 2654435761 + $1 * 40503) % 1000) < $2",
-            )
-            .bind(id)
-            .bind(per_mille)
-            .execute(&pool)
-            .await
-            .unwrap();
+        // Generated in primary-key order with the log triggers and the by-segment index
+        // set aside (the index is created afterwards, the triggers put back): at
+        // 10,000,000 customers this writes 260 M rows in minutes instead of hours.
+        let definition = |name: &'static str| {
+            sqlx::query_scalar::<_, String>("SELECT sql FROM sqlite_master WHERE name = $1")
+                .bind(name)
+                .fetch_one(&pool)
+        };
+        let trigger = definition("membership_log_insert").await.unwrap();
+        let index = definition("memberships_by_segment").await.unwrap();
+        for sql in [
+            "DROP TRIGGER membership_log_insert",
+            "DROP INDEX memberships_by_segment",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        // Segment s holds about (s % 20 + 1) × 2.5 % of the customers.
+        let list = ids
+            .iter()
+            .enumerate()
+            .map(|(s, id)| format!("({id}, {})", (s as i64 % 20 + 1) * 25))
+            .collect::<Vec<_>>()
+            .join(", ");
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "WITH s(id, per_mille) AS (VALUES {list})
+             INSERT INTO memberships (customer_seq, segment_id, source, assigned_at, application_counter, expires_at)
+             SELECT c.seq, s.id, 'calculated', 0, 1, NULL FROM customers c CROSS JOIN s
+             WHERE ((c.seq * 2654435761 + s.id * 40503) % 1000) < s.per_mille ORDER BY c.seq, s.id"
+        )))
+        .execute(&pool)
+        .await
+        .unwrap();
+        for sql in [index, trigger] {
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
         }
         let end = store.membership_log_end().await.unwrap();
         store.prune_membership_log(end).await.unwrap();

@@ -107,7 +107,16 @@ pub trait AutomationStore: Send + Sync + 'static {
     /// Removes a job that ran and applies its effect on the job's customer, in one
     /// transaction; `false` (and nothing applied) if the claim was lost. An effect that
     /// cannot be applied (the customer was deleted) leaves the job claimed.
-    async fn complete_job(&self, job: &Job, effect: &JobEffect, now: Timestamp) -> StoreResult<bool>;
+    async fn complete_job(&self, job: &Job, effect: &JobEffect, now: Timestamp) -> StoreResult<bool> {
+        let mut done = self.complete_jobs(&[(job.clone(), effect.clone())], now).await?;
+        done.pop().unwrap_or(Ok(false))
+    }
+    /// Completes several jobs as `complete_job` would, in one transaction: each job's
+    /// outcome, in the order given, is `true`, `false` (the claim was lost) or the error
+    /// of an effect that could not be applied — that job alone stays claimed, the
+    /// others complete. Customers are changed in the order of their ids, so two servers
+    /// completing jobs of the same customers cannot deadlock.
+    async fn complete_jobs(&self, jobs: &[(Job, JobEffect)], now: Timestamp) -> StoreResult<Vec<StoreResult<bool>>>;
     /// Releases a job to run again at `run_at`, counting the failure; `false` if the
     /// claim was lost.
     async fn retry_job(&self, id: i64, lease: i64, run_at: Timestamp, error: &str) -> StoreResult<bool>;
@@ -330,33 +339,50 @@ macro_rules! sql_automation_store {
                 rows.iter().map(job_from_row).collect()
             }
 
-            async fn complete_job(
+            async fn complete_jobs(
                 &self,
-                job: &$crate::automation::Job,
-                effect: &$crate::automation::JobEffect,
+                jobs: &[($crate::automation::Job, $crate::automation::JobEffect)],
                 now: cohort_core::Timestamp,
-            ) -> $crate::StoreResult<bool> {
+            ) -> $crate::StoreResult<Vec<$crate::StoreResult<bool>>> {
+                let mut order: Vec<usize> = (0..jobs.len()).collect();
+                order.sort_by(|&a, &b| jobs[a].0.customer.cmp(&jobs[b].0.customer));
+                let mut outcomes: Vec<$crate::StoreResult<bool>> = jobs.iter().map(|_| Ok(false)).collect();
                 let mut tx = self.$write.$begin($($arg),*).await.map_err($db)?;
-                let done = sqlx::query("DELETE FROM automation_jobs WHERE id = $1 AND lease = $2")
-                    .bind(job.id)
-                    .bind(job.lease)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err($db)?;
-                if done.rows_affected() == 0 {
-                    return Ok(false);
-                }
-                match effect {
-                    $crate::automation::JobEffect::Nothing => {}
-                    $crate::automation::JobEffect::Segments(change) => {
-                        $change(&mut *tx, &job.customer, change, now).await?;
+                for i in order {
+                    let (job, effect) = &jobs[i];
+                    // Each job under its own savepoint: an effect that fails takes back
+                    // only its own job's removal.
+                    let mut step = sqlx::Connection::begin(&mut *tx).await.map_err($db)?;
+                    let outcome = async {
+                        let done = sqlx::query("DELETE FROM automation_jobs WHERE id = $1 AND lease = $2")
+                            .bind(job.id)
+                            .bind(job.lease)
+                            .execute(&mut *step)
+                            .await
+                            .map_err($db)?;
+                        if done.rows_affected() == 0 {
+                            return Ok(false);
+                        }
+                        match effect {
+                            $crate::automation::JobEffect::Nothing => {}
+                            $crate::automation::JobEffect::Segments(change) => {
+                                $change(&mut *step, &job.customer, change, now).await?;
+                            }
+                            $crate::automation::JobEffect::Customer(patch) => {
+                                $patch(&mut *step, &job.customer, patch, now).await?;
+                            }
+                        }
+                        Ok(true)
                     }
-                    $crate::automation::JobEffect::Customer(patch) => {
-                        $patch(&mut *tx, &job.customer, patch, now).await?;
+                    .await;
+                    match outcome {
+                        Ok(_) => step.commit().await.map_err($db)?,
+                        Err(_) => step.rollback().await.map_err($db)?,
                     }
+                    outcomes[i] = outcome;
                 }
                 tx.commit().await.map_err($db)?;
-                Ok(true)
+                Ok(outcomes)
             }
 
             async fn retry_job(

@@ -7,4 +7,4 @@ pub mod schedule;
 pub mod service;
 
 pub use rules::parse_automation_rule;
-pub use service::{Automations, DryRun, RunOutcome};
+pub use service::{Automations, DryRun};

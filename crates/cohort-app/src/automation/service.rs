@@ -74,14 +74,6 @@ pub struct DryRun {
     pub actions: Vec<(usize, u32)>,
 }
 
-/// How one run of a job went.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RunOutcome {
-    Done,
-    Retried,
-    Buried,
-}
-
 pub struct Automations {
     pub(super) store: Arc<dyn Store>,
     pub(super) clock: Arc<dyn Clock>,
@@ -477,7 +469,8 @@ impl Automations {
     }
 
     /// Claims and runs the due jobs, round after round until none is due. Returns how
-    /// many ran (successfully or not).
+    /// many ran (successfully or not). The effects of a claim's jobs are written in one
+    /// transaction.
     pub async fn run_due(&self) -> StoreResult<usize> {
         let mut ran = 0;
         loop {
@@ -488,50 +481,62 @@ impl Automations {
             if jobs.is_empty() {
                 return Ok(ran);
             }
+            ran += jobs.len();
             let compiled = self.current().await?;
+            let mut performed = Vec::with_capacity(jobs.len());
             for job in jobs {
-                self.run(&compiled, job).await?;
-                ran += 1;
+                let effect = self.effect_of(&compiled, &job).await;
+                performed.push((job, effect));
             }
+            self.finish(performed).await?;
         }
     }
 
-    /// Runs one claimed job and records how it went.
-    pub async fn run(&self, compiled: &Compiled, job: Job) -> StoreResult<RunOutcome> {
-        let effect = match compiled.rules.get(&job.rule) {
+    /// What running the job does, or why it failed.
+    async fn effect_of(&self, compiled: &Compiled, job: &Job) -> Result<JobEffect, String> {
+        match compiled.rules.get(&job.rule) {
             None => Err("the rule no longer exists or no longer compiles".to_owned()),
             Some(rule) => match rule.actions.get(job.action as usize) {
                 None => Err("the rule no longer has this action".to_owned()),
-                Some(planned) => self.perform(rule, &planned.action, &job).await,
+                Some(planned) => self.perform(rule, &planned.action, job).await,
             },
-        };
+        }
+    }
+
+    /// Completes the jobs that ran, with their effects, in one transaction; a job whose
+    /// action failed, or whose effect cannot be written (the customer changed
+    /// meanwhile), is retried later or, after its last attempt, buried.
+    async fn finish(&self, performed: Vec<(Job, Result<JobEffect, String>)>) -> StoreResult<()> {
         let now = self.clock.now();
-        // The effect is written with the job's completion; one that cannot be written
-        // (the customer changed meanwhile) fails like the action.
-        let result = match effect {
-            Ok(effect) => self
-                .store
-                .complete_job(&job, &effect, now)
-                .await
-                .map_err(|e| e.to_string()),
-            Err(error) => Err(error),
-        };
-        match result {
-            Ok(_) => Ok(RunOutcome::Done),
-            Err(error) if job.attempts + 1 < MAX_ATTEMPTS => {
+        let mut succeeded = Vec::with_capacity(performed.len());
+        let mut failed = Vec::new();
+        for (job, effect) in performed {
+            match effect {
+                Ok(effect) => succeeded.push((job, effect)),
+                Err(error) => failed.push((job, error)),
+            }
+        }
+        if !succeeded.is_empty() {
+            let outcomes = self.store.complete_jobs(&succeeded, now).await?;
+            for ((job, _), outcome) in succeeded.into_iter().zip(outcomes) {
+                if let Err(error) = outcome {
+                    failed.push((job, error.to_string()));
+                }
+            }
+        }
+        for (job, error) in failed {
+            if job.attempts + 1 < MAX_ATTEMPTS {
                 // 1, 2, 4, 8, 16 minutes.
                 let wait = 60_000_000i64 << job.attempts.min(20);
                 let at = Timestamp::from_unix_micros(now.unix_micros().saturating_add(wait));
                 tracing::warn!(job = job.id, rule = %job.rule, attempt = job.attempts + 1, %error, "automation action failed, retrying");
                 self.store.retry_job(job.id, job.lease, at, &error).await?;
-                Ok(RunOutcome::Retried)
-            }
-            Err(error) => {
+            } else {
                 tracing::warn!(job = job.id, rule = %job.rule, %error, "automation action failed for good");
                 self.store.bury_job(job.id, job.lease, &error, now).await?;
-                Ok(RunOutcome::Buried)
             }
         }
+        Ok(())
     }
 
     /// Works out what an action does for the job's customer. Changes of the customer

@@ -281,3 +281,70 @@ pub async fn a_schedule_is_claimed_by_one_server(store: &dyn Store) {
             .unwrap()
     );
 }
+
+pub async fn jobs_completed_together_fail_alone(store: &dyn Store) {
+    for id in ["C1", "C2", "C3"] {
+        store.create_customer(&new_customer(id), t(0)).await.unwrap();
+    }
+    let g = group(store, "interests", false).await;
+    let ski = segment(store, &g, "ski").await;
+    let rule = store.create_automation_rule("{}", t(0)).await.unwrap();
+    let queued = [
+        job(rule.id, "C3", 0, 1),
+        job(rule.id, "C1", 0, 1),
+        job(rule.id, "C2", 0, 1),
+    ];
+    store.fire(&[rule.id], &queued, t(0)).await.unwrap();
+    let claimed = store.claim_jobs(t(1), t(10), 7, 10).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    let dangling = SegmentChange {
+        add: vec![cohort_core::SegmentAdd {
+            segment: cohort_core::SegmentId::new(999_999),
+            source: cohort_core::MembershipSource::Manual,
+            expires_at: None,
+        }],
+        remove: Vec::new(),
+    };
+    let mut lost = claimed[2].clone();
+    lost.lease = 8;
+    let batch = [
+        (claimed[0].clone(), JobEffect::Segments(add(&[&ski]))),
+        (claimed[1].clone(), JobEffect::Segments(dangling)),
+        (lost, JobEffect::Segments(add(&[&ski]))),
+    ];
+    let outcomes = store.complete_jobs(&batch, t(2)).await.unwrap();
+    assert!(matches!(outcomes[0], Ok(true)), "{outcomes:?}");
+    assert!(
+        outcomes[1].is_err(),
+        "an effect that cannot be written fails: {outcomes:?}"
+    );
+    assert!(
+        matches!(outcomes[2], Ok(false)),
+        "a claim that is not held: {outcomes:?}"
+    );
+
+    let held = |job: &Job| {
+        let customer = job.customer.clone();
+        async move {
+            store
+                .customer_segments(&customer, t(5))
+                .await
+                .unwrap()
+                .iter()
+                .map(|m| m.segment)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        held(&claimed[0]).await,
+        vec![ski.id],
+        "the first job's effect is written"
+    );
+    assert_eq!(held(&claimed[2]).await, Vec::new(), "a lost claim changes nothing");
+    let left: BTreeSet<i64> = store.queued_jobs(10).await.unwrap().iter().map(|j| j.id).collect();
+    assert_eq!(
+        left,
+        BTreeSet::from([claimed[1].id, claimed[2].id]),
+        "the failed job and the one whose claim was not held stay queued"
+    );
+}

@@ -88,6 +88,7 @@ macro_rules! conformance_suite {
             concurrent_claims_never_hand_out_a_job_twice,
             a_completed_job_applies_its_effect_once_and_only_under_its_lease,
             a_schedule_is_claimed_by_one_server,
+            jobs_completed_together_fail_alone,
         );
     };
     (@each $fresh:path, $attrs:tt $name:ident $(, $rest:ident)* $(,)?) => {
