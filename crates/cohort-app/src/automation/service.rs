@@ -487,6 +487,11 @@ impl Automations {
             for job in jobs {
                 let effect = self.effect_of(&compiled, &job).await;
                 performed.push((job, effect));
+                // Slow actions (webhooks waiting for their timeout) must not keep what
+                // ran uncompleted until the lease runs out: past half of it, complete.
+                if self.clock.now().unix_micros() - now.unix_micros() > LEASE_MICROS / 2 {
+                    self.finish(std::mem::take(&mut performed)).await?;
+                }
             }
             self.finish(performed).await?;
         }

@@ -414,3 +414,62 @@ async fn tracked_segments_are_copied_to_the_customer_once_tracked_often_enough()
     assert_eq!(app.app.automation.run_due().await.unwrap(), 1);
     assert_eq!(segments_of(&app, "C-1").await, vec![ski["id"].as_i64().unwrap()]);
 }
+
+#[tokio::test]
+async fn slow_webhooks_complete_what_ran_before_half_the_lease_is_spent() {
+    use cohort_app::Clock as _;
+    let app = spawn_app().await;
+    // Each delivery takes 25 s of the injected clock; during the third, another server
+    // claims whatever is due and no longer held.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let taken_over = Arc::new(AtomicUsize::new(usize::MAX));
+    let receiver = {
+        let (calls, taken_over, store, clock) = (
+            calls.clone(),
+            taken_over.clone(),
+            app.app.store.clone(),
+            app.clock.clone(),
+        );
+        axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move || {
+                let (calls, taken_over, store, clock) =
+                    (calls.clone(), taken_over.clone(), store.clone(), clock.clone());
+                async move {
+                    clock.advance_micros(25_000_000);
+                    if calls.fetch_add(1, Ordering::SeqCst) == 2 {
+                        let now = clock.now();
+                        let until = cohort_core::Timestamp::from_unix_micros(now.unix_micros() + 60_000_000);
+                        let jobs = store.claim_jobs(now, until, 99, 10).await.unwrap();
+                        taken_over.store(jobs.len(), Ordering::SeqCst);
+                    }
+                    StatusCode::NO_CONTENT
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
+    app.create(
+        "/v1/automation/rules",
+        json!({"name": "tell the CRM", "triggers": ["customer_created"], "actions": [{"webhook": url}]}),
+    )
+    .await;
+    for id in ["C-1", "C-2", "C-3"] {
+        app.create("/v1/customers", json!({"id": id})).await;
+    }
+
+    assert_eq!(app.app.automation.run_due().await.unwrap(), 3);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    // The first two were completed at 50 s (past half the 60 s lease); only the third,
+    // still running when its lease ran out at 60 s, could be taken over at 75 s.
+    assert_eq!(taken_over.load(Ordering::SeqCst), 1);
+    let queue: Value = app.get("/v1/automation/queue").await.json().await.unwrap();
+    assert_eq!(
+        queue.as_array().unwrap().len(),
+        1,
+        "only the job taken over is left: {queue}"
+    );
+    assert_eq!(queue[0]["customer"], "C-3");
+}
