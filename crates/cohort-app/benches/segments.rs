@@ -71,18 +71,23 @@ fn index_vs_sql(c: &mut Criterion) {
         // Generated in primary-key order with the log triggers and the by-segment index
         // set aside (the index is created afterwards, the triggers put back): at
         // 10,000,000 customers this writes 260 M rows in minutes instead of hours.
-        let definition = |name: &'static str| {
-            sqlx::query_scalar::<_, String>("SELECT sql FROM sqlite_master WHERE name = $1")
+        // One connection for all of it: another would prepare against the schema it
+        // read before the index was dropped.
+        let mut conn = pool.acquire().await.unwrap();
+        let mut definitions = Vec::new();
+        for name in ["memberships_by_segment", "membership_log_insert"] {
+            let sql: String = sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = $1")
                 .bind(name)
-                .fetch_one(&pool)
-        };
-        let trigger = definition("membership_log_insert").await.unwrap();
-        let index = definition("memberships_by_segment").await.unwrap();
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            definitions.push(sql);
+        }
         for sql in [
             "DROP TRIGGER membership_log_insert",
             "DROP INDEX memberships_by_segment",
         ] {
-            sqlx::query(sql).execute(&pool).await.unwrap();
+            sqlx::query(sql).execute(&mut *conn).await.unwrap();
         }
         // Segment s holds about (s % 20 + 1) × 2.5 % of the customers.
         let list = ids
@@ -97,12 +102,13 @@ fn index_vs_sql(c: &mut Criterion) {
              SELECT c.seq, s.id, 'calculated', 0, 1, NULL FROM customers c CROSS JOIN s
              WHERE ((c.seq * 2654435761 + s.id * 40503) % 1000) < s.per_mille ORDER BY c.seq, s.id"
         )))
-        .execute(&pool)
+        .execute(&mut *conn)
         .await
         .unwrap();
-        for sql in [index, trigger] {
-            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+        for sql in definitions {
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut *conn).await.unwrap();
         }
+        drop(conn);
         let end = store.membership_log_end().await.unwrap();
         store.prune_membership_log(end).await.unwrap();
         let app = App::new(store, Arc::new(SystemClock));
