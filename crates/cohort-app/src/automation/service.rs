@@ -10,6 +10,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use cohort_core::automation::{
     AssignedBy, AutomationAction, AutomationCondition, AutomationRule, AutomationRuleId, Event,
@@ -357,9 +358,13 @@ impl Automations {
         }
         let now = self.clock.now();
         let (mut rules, mut jobs) = (Vec::new(), Vec::new());
+        // Wall time of each step, logged at debug level (see BENCHMARKS.md).
+        let (started, mut reading) = (Instant::now(), Duration::ZERO);
         for chunk in customers.chunks(FACTS_CHUNK) {
             let ids: Vec<CustomerId> = chunk.iter().map(|(c, _)| (*c).clone()).collect();
+            let read = Instant::now();
             let mut facts = self.facts_of(&compiled, &ids, now).await?;
+            reading += read.elapsed();
             for (customer, events) in chunk {
                 let Some(facts) = facts.remove(*customer) else {
                     continue;
@@ -410,9 +415,19 @@ impl Automations {
                 }
             }
         }
+        let judging = started.elapsed().saturating_sub(reading);
+        let queueing = Instant::now();
         if !rules.is_empty() {
             self.store.fire(&rules, &jobs, now).await?;
         }
+        tracing::debug!(
+            customers = customers.len(),
+            jobs = jobs.len(),
+            ?reading,
+            ?judging,
+            queueing = ?queueing.elapsed(),
+            "automation reacted to a batch"
+        );
         Ok(rules)
     }
 

@@ -38,9 +38,8 @@ async fn segments_of(app: &TestApp, customer: &str) -> Vec<i64> {
         .collect()
 }
 
-#[tokio::test]
-async fn the_third_order_adds_a_segment() {
-    let app = spawn_app().await;
+/// A segment "Loyal" and a rule adding it at a customer's third order.
+async fn third_order_rule(app: &TestApp) -> (Value, Value) {
     let group = app.create("/v1/segment-groups", json!({"name": "Loyalty"})).await;
     let loyal = app
         .create("/v1/segments", json!({"group": group["id"], "name": "Loyal"}))
@@ -53,6 +52,13 @@ async fn the_third_order_adds_a_segment() {
                    "actions": [{"add_segment": loyal["id"]}]}),
         )
         .await;
+    (loyal, rule)
+}
+
+#[tokio::test]
+async fn the_third_order_adds_a_segment() {
+    let app = spawn_app().await;
+    let (loyal, rule) = third_order_rule(&app).await;
     app.create("/v1/customers", json!({"id": "C-1"})).await;
     for n in 1..=2 {
         order(&app, &format!("o-{n}")).await;
@@ -338,18 +344,7 @@ async fn building_a_customer_fires_segments_built() {
 #[tokio::test]
 async fn a_batch_of_orders_fires_the_third_order_rule_once_and_a_retried_batch_nothing() {
     let app = spawn_app().await;
-    let group = app.create("/v1/segment-groups", json!({"name": "Loyalty"})).await;
-    let loyal = app
-        .create("/v1/segments", json!({"group": group["id"], "name": "Loyal"}))
-        .await;
-    let rule = app
-        .create(
-            "/v1/automation/rules",
-            json!({"name": "third order", "triggers": [{"new_activity": "order"}],
-                   "conditions": {"activity_count": "order", "op": "=", "value": 3},
-                   "actions": [{"add_segment": loyal["id"]}]}),
-        )
-        .await;
+    let (loyal, rule) = third_order_rule(&app).await;
     app.create("/v1/customers", json!({"id": "C-1"})).await;
     let batch: String = (1..=4)
         .map(|n| {
