@@ -13,7 +13,7 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use cohort_core::{Activity, ActivityFilter, ActivityId, ActivityType, CustomerId, Page, PageRequest, Timestamp};
 use cohort_store::codec::{amount_e4, decode_attributes, decode_order, encode_attributes, encode_order, stored};
-use cohort_store::{ActivityRecording, ActivityStore, Queued, RecordSummary, StoreResult};
+use cohort_store::{ActivityRecording, ActivityStore, Queued, RecordSummary, StoreResult, skipped};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, Row, Transaction};
 
@@ -56,27 +56,38 @@ impl<'a> Columns<'a> {
     }
 }
 
-/// Inserts a chunk, skipping stored ids; returns how many it recorded and for which
-/// customers (seqs).
+/// What inserting a chunk did.
+struct Inserted {
+    count: u64,
+    /// The customers (seqs) it recorded activities for.
+    customers: Vec<i64>,
+    /// The ids it recorded, when it skipped some.
+    ids: Option<Vec<String>>,
+}
+
+/// Inserts a chunk, skipping stored ids.
 async fn insert(
     conn: &mut PgConnection,
     columns: &Columns<'_>,
     seqs: &HashMap<String, i64>,
     now: Timestamp,
-) -> StoreResult<(u64, Vec<i64>)> {
+) -> StoreResult<Inserted> {
     let customers: Vec<i64> = columns.customers.iter().map(|c| seqs[*c]).collect();
     // An INSERT from a single UNNEST takes the rows in array order, so seqs follow the
-    // batch and a customer's list shows its activities as they were sent.
-    let (count, recorded_for): (i64, Option<Vec<i64>>) = sqlx::query_as(
+    // batch and a customer's list shows its activities as they were sent. The ids are
+    // only gathered when some were skipped (the sub-query runs when its CASE is reached).
+    let (count, recorded_for, ids): (i64, Option<Vec<i64>>, Option<Vec<String>>) = sqlx::query_as(
         "WITH recorded AS (
              INSERT INTO activities (id, customer_seq, type, at, attributes, order_data, amount_e4, recorded_at)
              SELECT v.id, v.customer_seq, v.type, v.at, v.attributes::jsonb, v.order_data, v.amount_e4, $8
              FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[])
                  AS v (id, customer_seq, type, at, attributes, order_data, amount_e4)
              ON CONFLICT (id) DO NOTHING
-             RETURNING customer_seq
+             RETURNING id, customer_seq
          )
-         SELECT count(*), array_agg(DISTINCT customer_seq) FROM recorded",
+         SELECT count(*), array_agg(DISTINCT customer_seq),
+                CASE WHEN count(*) < cardinality($1::text[]) THEN (SELECT array_agg(id) FROM recorded) END
+         FROM recorded",
     )
     .bind(&columns.ids)
     .bind(&customers)
@@ -89,7 +100,11 @@ async fn insert(
     .fetch_one(conn)
     .await
     .map_err(db)?;
-    Ok((u64::try_from(count).unwrap_or(0), recorded_for.unwrap_or_default()))
+    Ok(Inserted {
+        count: u64::try_from(count).unwrap_or(0),
+        customers: recorded_for.unwrap_or_default(),
+        ids: ids.or_else(|| (count < columns.ids.len() as i64).then(Vec::new)),
+    })
 }
 
 fn from_row(customer: &CustomerId, row: &PgRow) -> StoreResult<(i64, Activity)> {
@@ -113,6 +128,7 @@ struct PostgresRecording {
     queued: HashSet<i64>,
     written: u64,
     recorded: u64,
+    retried: Vec<usize>,
 }
 
 #[async_trait]
@@ -133,17 +149,34 @@ impl ActivityRecording for PostgresRecording {
         let (seqs, mut columns) =
             tokio::join!(biased; lock_customers(&mut self.tx, &named, first), async { Columns::encode(head) });
         let seqs = seqs?;
+        let (recorded_before, mut skipped_ids) = (self.recorded, HashSet::new());
         loop {
             let next = chunks.next();
             let (inserted, encoded) = tokio::join!(biased; insert(&mut self.tx, &columns, &seqs, self.now), async { next.map(Columns::encode) });
-            let (count, customers) = inserted?;
-            self.recorded += count;
-            self.queued.extend(customers);
+            let inserted = inserted?;
+            self.recorded += inserted.count;
+            self.queued.extend(inserted.customers);
+            if let Some(ids) = inserted.ids {
+                let rows = columns.ids.iter().enumerate().map(|(i, id)| (i, *id));
+                skipped_ids.extend(skipped(rows, ids).into_iter().map(|i| columns.ids[i]));
+            }
             match encoded {
                 Some(encoded) => columns = encoded,
-                None => return Ok(()),
+                None => break,
             }
         }
+        if self.recorded - recorded_before < activities.len() as u64 {
+            // Repeats of an id within the part, and ids the inserts skipped.
+            let mut seen = HashSet::with_capacity(activities.len());
+            self.retried.extend(
+                activities
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, a)| !seen.insert(a.id.as_str()) || skipped_ids.contains(a.id.as_str()))
+                    .map(|(i, _)| first + i),
+            );
+        }
+        Ok(())
     }
 
     async fn commit(mut self: Box<Self>) -> StoreResult<RecordSummary> {
@@ -166,6 +199,7 @@ impl ActivityRecording for PostgresRecording {
         Ok(RecordSummary {
             recorded: self.recorded,
             duplicates: self.written - self.recorded,
+            retried: self.retried,
         })
     }
 }
@@ -180,6 +214,7 @@ impl ActivityStore for PostgresStore {
             queued: HashSet::new(),
             written: 0,
             recorded: 0,
+            retried: Vec::new(),
         }))
     }
 

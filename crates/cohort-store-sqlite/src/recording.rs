@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use cohort_core::{Activity, Timestamp};
 use cohort_store::codec::{amount_e4, encode_attributes, encode_order};
-use cohort_store::{ActivityRecording, RecordSummary, StoreError, StoreResult};
+use cohort_store::{ActivityRecording, RecordSummary, StoreError, StoreResult, skipped};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool, Transaction};
 
 use crate::SqliteStore;
@@ -24,6 +24,8 @@ const ROWS_PER_STATEMENT: usize = 1_000;
 
 /// An activity encoded as its row, waiting for its insert.
 struct Row {
+    /// Its position in the batch.
+    line: usize,
     id: String,
     customer_seq: i64,
     kind: String,
@@ -44,6 +46,7 @@ pub(crate) struct SqliteRecording {
     pending: Vec<Row>,
     written: u64,
     recorded: u64,
+    retried: Vec<usize>,
 }
 
 impl SqliteRecording {
@@ -61,12 +64,15 @@ impl SqliteRecording {
             pending: Vec::new(),
             written: 0,
             recorded: 0,
+            retried: Vec::new(),
         })
     }
 
     async fn insert_pending(&mut self) -> StoreResult<()> {
         let rows = std::mem::take(&mut self.pending);
-        self.recorded += insert(&mut self.tx, &rows, self.now).await?;
+        let (recorded, retried) = insert(&mut self.tx, &rows, self.now).await?;
+        self.recorded += recorded;
+        self.retried.extend(retried);
         Ok(())
     }
 }
@@ -84,7 +90,9 @@ impl ActivityRecording for SqliteRecording {
                     encode(activities, &seqs, first)
                 };
                 let (rows, inserted) = tokio::join!(prepare, insert(&mut self.tx, &pending, self.now));
-                self.recorded += inserted?;
+                let (recorded, retried) = inserted?;
+                self.recorded += recorded;
+                self.retried.extend(retried);
                 rows?
             }
             None => {
@@ -114,6 +122,7 @@ impl ActivityRecording for SqliteRecording {
         Ok(RecordSummary {
             recorded: self.recorded,
             duplicates: self.written - self.recorded,
+            retried: self.retried,
         })
     }
 }
@@ -131,6 +140,7 @@ fn encode(activities: &[Activity], seqs: &HashMap<String, i64>, first: usize) ->
                 )
             })?;
             Ok(Row {
+                line: first + i,
                 id: a.id.as_str().to_owned(),
                 customer_seq,
                 kind: a.kind.as_str().to_owned(),
@@ -144,15 +154,16 @@ fn encode(activities: &[Activity], seqs: &HashMap<String, i64>, first: usize) ->
 }
 
 /// Inserts rows, skipping ids already stored (a retry: the unique index skips it, which
-/// costs less than looking it up first); returns how many it recorded.
+/// costs less than looking it up first); returns how many it recorded and the lines of
+/// the rows it skipped.
 ///
 /// Nothing may abort a statement half-way, or SQLite keeps a statement journal that
 /// copies every page the insert touches (half the time of a batch): `OR IGNORE` rather
 /// than `ON CONFLICT (id) DO NOTHING` (the id is the only constraint a row can break;
 /// columns that must not be NULL are always bound), and the customer reference is
 /// checked at commit (migration 0006; every customer was looked up first).
-async fn insert(tx: &mut Transaction<'static, Sqlite>, rows: &[Row], now: Timestamp) -> StoreResult<u64> {
-    let mut recorded = 0;
+async fn insert(tx: &mut Transaction<'static, Sqlite>, rows: &[Row], now: Timestamp) -> StoreResult<(u64, Vec<usize>)> {
+    let (mut recorded, mut retried) = (0, Vec::new());
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut insert = QueryBuilder::<Sqlite>::new(
             "INSERT OR IGNORE INTO activities (id, customer_seq, type, at, attributes, order_data, amount_e4, recorded_at) ",
@@ -167,7 +178,18 @@ async fn insert(tx: &mut Transaction<'static, Sqlite>, rows: &[Row], now: Timest
                 .push_bind(r.amount)
                 .push_bind(now.unix_micros());
         });
-        recorded += insert.build().execute(&mut **tx).await.map_err(db)?.rows_affected();
+        let inserted = insert.build().execute(&mut **tx).await.map_err(db)?.rows_affected();
+        recorded += inserted;
+        if inserted < chunk.len() as u64 {
+            // Seqs only grow (AUTOINCREMENT) and this is the only writer: the rows just
+            // inserted are the last ones.
+            let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM activities ORDER BY seq DESC LIMIT $1")
+                .bind(i64::try_from(inserted).unwrap_or(i64::MAX))
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(db)?;
+            retried.extend(skipped(chunk.iter().map(|r| (r.line, r.id.as_str())), ids));
+        }
     }
-    Ok(recorded)
+    Ok((recorded, retried))
 }

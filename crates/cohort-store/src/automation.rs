@@ -23,6 +23,31 @@ pub struct StoredAutomationRule {
     pub last_fired_at: Option<Timestamp>,
     /// The time up to which its schedule has run (`None`: not yet).
     pub scheduled_through: Option<Timestamp>,
+    /// The run of that time, while it is not over.
+    pub schedule_run: Option<ScheduleRun>,
+}
+
+/// A schedule run in progress: the server holding `lease` goes through the customers
+/// in index-key order and records, with each page's jobs, the last key it did. A run
+/// whose lease ran out (its server stopped) is taken over and goes on from there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScheduleRun {
+    pub lease: i64,
+    pub until: Timestamp,
+    /// The last customer key done (`None`: none yet).
+    pub after: Option<u32>,
+}
+
+/// What a page of a schedule run records with its jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScheduleProgress {
+    pub rule: AutomationRuleId,
+    /// The run's lease, as claimed or taken over.
+    pub lease: i64,
+    /// The last customer key done; `None`: the run is over.
+    pub after: Option<u32>,
+    /// The lease's new end.
+    pub until: Timestamp,
 }
 
 /// An action to run for a customer at a time, with the event that fired its rule.
@@ -99,7 +124,19 @@ pub trait AutomationStore: Send + Sync + 'static {
 
     /// Counts the rules that fired and queues their actions, in one transaction.
     /// Jobs for customers cohort does not know are left out.
-    async fn fire(&self, rules: &[AutomationRuleId], jobs: &[NewJob], now: Timestamp) -> StoreResult<()>;
+    async fn fire(&self, rules: &[AutomationRuleId], jobs: &[NewJob], now: Timestamp) -> StoreResult<()> {
+        self.fire_with(rules, jobs, now, None).await.map(|_| ())
+    }
+    /// `fire`, recording in the same transaction how far a schedule run went, so a page
+    /// of it is queued exactly once; `false` (nothing written) if the run's lease is no
+    /// longer `progress.lease` (it was taken over, or the rule deleted).
+    async fn fire_with(
+        &self,
+        rules: &[AutomationRuleId],
+        jobs: &[NewJob],
+        now: Timestamp,
+        progress: Option<&ScheduleProgress>,
+    ) -> StoreResult<bool>;
     /// Claims up to `limit` jobs due at `now` (earliest first) that no live claim
     /// holds, until `lease_until`, under the claim `lease` (non-zero).
     async fn claim_jobs(&self, now: Timestamp, lease_until: Timestamp, lease: i64, limit: u32)
@@ -122,13 +159,27 @@ pub trait AutomationStore: Send + Sync + 'static {
     async fn retry_job(&self, id: i64, lease: i64, run_at: Timestamp, error: &str) -> StoreResult<bool>;
     /// Moves a job to the dead letters; `false` if the claim was lost.
     async fn bury_job(&self, id: i64, lease: i64, error: &str, now: Timestamp) -> StoreResult<bool>;
-    /// Moves the rule's schedule from `previous` (as read) to `through`; `false` if
-    /// another server moved it first (or there is no such rule).
+    /// Moves the rule's schedule from `previous` (as read) to `through` and starts its
+    /// run under `lease` until `until`; `false` if another server moved it first, a run
+    /// is still in progress, or there is no such rule.
     async fn claim_schedule(
         &self,
         rule: AutomationRuleId,
         previous: Option<Timestamp>,
         through: Timestamp,
+        lease: i64,
+        until: Timestamp,
+    ) -> StoreResult<bool>;
+    /// Takes over a run whose lease `previous` ran out before `now`, under `lease`
+    /// until `until`; `false` if it is not so (it moved on, ended, or another server
+    /// took it first).
+    async fn take_over_schedule(
+        &self,
+        rule: AutomationRuleId,
+        previous: i64,
+        lease: i64,
+        until: Timestamp,
+        now: Timestamp,
     ) -> StoreResult<bool>;
     /// Queued jobs, earliest first.
     async fn queued_jobs(&self, limit: u32) -> StoreResult<Vec<Job>>;
@@ -154,7 +205,8 @@ macro_rules! sql_automation_store {
      lock: $lock:literal, db: $db:path, change_segments: $change:path, patch_customer: $patch:path) => {
         use sqlx::Row as _;
 
-        const RULE_COLUMNS: &str = "id, definition, created_at, updated_at, fired, last_fired_at, scheduled_through";
+        const RULE_COLUMNS: &str = "id, definition, created_at, updated_at, fired, last_fired_at, scheduled_through,
+             schedule_lease, schedule_until, schedule_after";
         const JOB_COLUMNS: &str = "j.id, j.rule_id, j.action, c.id AS customer, j.run_at, j.environment, j.attempts,
              j.last_error, j.lease";
 
@@ -171,6 +223,11 @@ macro_rules! sql_automation_store {
                 scheduled_through: row
                     .get::<Option<i64>, _>("scheduled_through")
                     .map(cohort_core::Timestamp::from_unix_micros),
+                schedule_run: row.get::<Option<i64>, _>("schedule_lease").map(|lease| $crate::automation::ScheduleRun {
+                    lease,
+                    until: cohort_core::Timestamp::from_unix_micros(row.get::<Option<i64>, _>("schedule_until").unwrap_or(0)),
+                    after: row.get::<Option<i64>, _>("schedule_after").and_then(|k| u32::try_from(k).ok()),
+                }),
             }
         }
 
@@ -266,13 +323,39 @@ macro_rules! sql_automation_store {
                     .map_err($db)
             }
 
-            async fn fire(
+            async fn fire_with(
                 &self,
                 rules: &[cohort_core::automation::AutomationRuleId],
                 jobs: &[$crate::automation::NewJob],
                 now: cohort_core::Timestamp,
-            ) -> $crate::StoreResult<()> {
+                progress: Option<&$crate::automation::ScheduleProgress>,
+            ) -> $crate::StoreResult<bool> {
                 let mut tx = self.$write.$begin($($arg),*).await.map_err($db)?;
+                if let Some(p) = progress {
+                    // The run's last page ends it; the others move it on and renew its lease.
+                    let moved = match p.after {
+                        Some(after) => sqlx::query(
+                            "UPDATE automation_rules SET schedule_after = $3, schedule_until = $4
+                             WHERE id = $1 AND schedule_lease = $2",
+                        )
+                        .bind(p.rule.get())
+                        .bind(p.lease)
+                        .bind(i64::from(after))
+                        .bind(p.until.unix_micros()),
+                        None => sqlx::query(
+                            "UPDATE automation_rules SET schedule_lease = NULL, schedule_until = NULL, schedule_after = NULL
+                             WHERE id = $1 AND schedule_lease = $2",
+                        )
+                        .bind(p.rule.get())
+                        .bind(p.lease),
+                    }
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($db)?;
+                    if moved.rows_affected() == 0 {
+                        return Ok(false);
+                    }
+                }
                 for rule in rules {
                     sqlx::query("UPDATE automation_rules SET fired = fired + 1, last_fired_at = $2 WHERE id = $1")
                         .bind(rule.get())
@@ -295,7 +378,8 @@ macro_rules! sql_automation_store {
                     .await
                     .map_err($db)?;
                 }
-                tx.commit().await.map_err($db)
+                tx.commit().await.map_err($db)?;
+                Ok(true)
             }
 
             async fn claim_jobs(
@@ -445,14 +529,42 @@ macro_rules! sql_automation_store {
                 rule: cohort_core::automation::AutomationRuleId,
                 previous: Option<cohort_core::Timestamp>,
                 through: cohort_core::Timestamp,
+                lease: i64,
+                until: cohort_core::Timestamp,
             ) -> $crate::StoreResult<bool> {
                 let done = sqlx::query(
-                    "UPDATE automation_rules SET scheduled_through = $3
-                     WHERE id = $1 AND scheduled_through IS NOT DISTINCT FROM $2",
+                    "UPDATE automation_rules
+                     SET scheduled_through = $3, schedule_lease = $4, schedule_until = $5, schedule_after = NULL
+                     WHERE id = $1 AND scheduled_through IS NOT DISTINCT FROM $2 AND schedule_lease IS NULL",
                 )
                 .bind(rule.get())
                 .bind(previous.map(|t| t.unix_micros()))
                 .bind(through.unix_micros())
+                .bind(lease)
+                .bind(until.unix_micros())
+                .execute(&self.$write)
+                .await
+                .map_err($db)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn take_over_schedule(
+                &self,
+                rule: cohort_core::automation::AutomationRuleId,
+                previous: i64,
+                lease: i64,
+                until: cohort_core::Timestamp,
+                now: cohort_core::Timestamp,
+            ) -> $crate::StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE automation_rules SET schedule_lease = $3, schedule_until = $4
+                     WHERE id = $1 AND schedule_lease = $2 AND schedule_until < $5",
+                )
+                .bind(rule.get())
+                .bind(previous)
+                .bind(lease)
+                .bind(until.unix_micros())
+                .bind(now.unix_micros())
                 .execute(&self.$write)
                 .await
                 .map_err($db)?;

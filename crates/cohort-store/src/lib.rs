@@ -11,13 +11,15 @@ mod promotions;
 mod store;
 mod targeting;
 
-pub use automation::{AutomationStore, DeadLetter, Job, JobEffect, NewJob, StoredAutomationRule};
+pub use automation::{
+    AutomationStore, DeadLetter, Job, JobEffect, NewJob, ScheduleProgress, ScheduleRun, StoredAutomationRule,
+};
 pub use error::{StoreError, StoreResult};
 pub use promotions::{CustomerFacts, OrderOutcome, OrderPlacement, PromotionStore};
 pub use store::{
     ActivityRecording, ActivityStore, ApplicationStore, BuildChange, BuildInput, BuildSelection, BuildSummary,
     BuilderStore, CustomerFilter, CustomerImport, CustomerStore, Deletion, GroupedSegment, ImportMode, ImportSummary,
     ImportedMembership, KeySelection, KeyStore, LogRead, MembershipChange, MembershipFeed, MembershipImportSummary,
-    Queued, RecordSummary, SegmentFilter, SegmentStore, ServiceStore, Store, TargetGroupStore,
+    Queued, RecordSummary, SegmentFilter, SegmentStore, ServiceStore, Store, TargetGroupStore, skipped,
 };
 pub use targeting::{StoredRule, StoredVisitor, TargetingStore};

@@ -251,11 +251,25 @@ pub struct Queued {
 }
 
 /// What recording a batch of activities did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecordSummary {
     pub recorded: u64,
     /// Activities whose id was already stored (retries): not recorded again.
     pub duplicates: u64,
+    /// The positions in the batch of those activities, in order (`duplicates` of them),
+    /// so that only what was recorded is reacted to.
+    pub retried: Vec<usize>,
+}
+
+/// The lines of a statement's rows that it did not record, given the ids it recorded:
+/// a recorded id stands for its first row; a later row with that id, or a row whose id
+/// was not recorded, was skipped.
+pub fn skipped<'a>(rows: impl IntoIterator<Item = (usize, &'a str)>, recorded: Vec<String>) -> Vec<usize> {
+    let mut recorded: std::collections::HashSet<String> = recorded.into_iter().collect();
+    rows.into_iter()
+        .filter(|(_, id)| !recorded.remove(*id))
+        .map(|(line, _)| line)
+        .collect()
 }
 
 /// A batch of activities recorded in one transaction, written part by part so that the
@@ -469,4 +483,20 @@ pub trait KeyStore: Send + Sync + 'static {
     async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKey>>;
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>>;
     async fn revoke_api_key(&self, id: &str, now: Timestamp) -> StoreResult<()>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::skipped;
+
+    #[test]
+    fn rows_not_recorded_are_the_skipped_ones_and_repeats_of_an_id() {
+        let rows = [(4, "a"), (5, "b"), (6, "a"), (7, "c")];
+        assert_eq!(skipped(rows, vec!["a".into(), "c".into()]), vec![5, 6]);
+        assert_eq!(skipped(rows, Vec::new()), vec![4, 5, 6, 7]);
+        assert_eq!(
+            skipped(rows[..2].iter().copied(), vec!["b".into(), "a".into()]),
+            Vec::<usize>::new()
+        );
+    }
 }

@@ -8,13 +8,19 @@
 //! the customers of a segment reads only those; the engine then judges each candidate
 //! on its facts, read from the store a page at a time. Times missed while no server
 //! ran fire once, at the next look.
+//!
+//! A run records, with each page's jobs and in their transaction, the last customer key
+//! it did, and renews its lease: a server that stops half-way leaves the rest of the run
+//! to whichever server sees the lease run out, which goes on after that key. No customer
+//! is left out and none is done twice.
 
-use cohort_core::Tree;
-use cohort_core::automation::{AutomationCondition, Event};
+use cohort_core::automation::{AutomationCondition, AutomationRule, Event};
+use cohort_core::{Timestamp, Tree};
 use cohort_index::Expr;
-use cohort_store::StoreResult;
+use cohort_store::{ScheduleProgress, StoreResult};
 
 use super::Automations;
+use super::service::{LEASE_MICROS, new_lease};
 use crate::schedule::Schedule;
 
 /// Candidates read and judged together.
@@ -40,49 +46,83 @@ pub fn candidates(conditions: &Tree<AutomationCondition>) -> Expr {
 }
 
 impl Automations {
-    /// Runs the schedules that came due; returns how many rules ran.
+    /// Runs the schedules that came due, and the runs of servers that stopped half-way
+    /// (their lease ran out); returns how many runs ended.
     pub async fn run_schedules(&self) -> StoreResult<usize> {
         let compiled = self.current().await?;
         if compiled.automation.scheduled().next().is_none() {
             return Ok(0);
         }
         let now = self.clock.now();
+        let until = Timestamp::from_unix_micros(now.unix_micros().saturating_add(LEASE_MICROS));
         let mut ran = 0;
         for stored in self.store.list_automation_rules().await? {
             let Some(rule) = compiled.rules.get(&stored.id).filter(|r| r.active) else {
                 continue;
             };
-            let since = stored.scheduled_through.unwrap_or(stored.updated_at);
-            let next = compiled
-                .automation
-                .scheduled()
-                .filter(|(r, _)| r.id == rule.id)
-                .filter_map(|(_, cron)| Schedule::parse("schedule", cron).ok()?.next_after(since))
-                .min();
-            if next.is_none_or(|next| next > now) {
-                continue;
-            }
-            if !self
-                .store
-                .claim_schedule(rule.id, stored.scheduled_through, now)
-                .await?
-            {
-                continue; // another server runs it
-            }
-            let expr = candidates(&rule.conditions);
-            let mut after = None;
-            loop {
-                let page = self.index.select(&expr, after, PAGE).await?;
-                let events: Vec<_> = page.customers.into_iter().map(|c| (c, Event::Scheduled)).collect();
-                self.react_rule(rule.id, &events).await?;
-                match page.next {
-                    Some(key) => after = Some(key),
-                    None => break,
+            let lease = new_lease();
+            let after = match stored.schedule_run {
+                None => {
+                    let since = stored.scheduled_through.unwrap_or(stored.updated_at);
+                    let next = compiled
+                        .automation
+                        .scheduled()
+                        .filter(|(r, _)| r.id == rule.id)
+                        .filter_map(|(_, cron)| Schedule::parse("schedule", cron).ok()?.next_after(since))
+                        .min();
+                    if next.is_none_or(|next| next > now)
+                        || !self
+                            .store
+                            .claim_schedule(rule.id, stored.scheduled_through, now, lease, until)
+                            .await?
+                    {
+                        continue; // not due, or another server runs it
+                    }
+                    None
                 }
+                Some(run) if run.until < now => {
+                    if !self
+                        .store
+                        .take_over_schedule(rule.id, run.lease, lease, until, now)
+                        .await?
+                    {
+                        continue;
+                    }
+                    tracing::warn!(rule = %rule.id, "taking over a schedule run whose server stopped");
+                    run.after
+                }
+                Some(_) => continue, // another server is at it
+            };
+            if self.run_schedule(rule, lease, after).await? {
+                ran += 1;
+            } else {
+                tracing::warn!(rule = %rule.id, "a schedule run was taken over by another server");
             }
-            ran += 1;
         }
         Ok(ran)
+    }
+
+    /// Goes through a run's candidates after `after`, a page at a time, each page's
+    /// jobs queued with the run's progress; `false` if the run was taken over.
+    async fn run_schedule(&self, rule: &AutomationRule, lease: i64, mut after: Option<u32>) -> StoreResult<bool> {
+        let expr = candidates(&rule.conditions);
+        loop {
+            let page = self.index.select(&expr, after, PAGE).await?;
+            let events: Vec<_> = page.customers.into_iter().map(|c| (c, Event::Scheduled)).collect();
+            let progress = ScheduleProgress {
+                rule: rule.id,
+                lease,
+                after: page.next,
+                until: Timestamp::from_unix_micros(self.clock.now().unix_micros().saturating_add(LEASE_MICROS)),
+            };
+            if !self.react_rule(&events, &progress).await? {
+                return Ok(false);
+            }
+            match page.next {
+                Some(key) => after = Some(key),
+                None => return Ok(true),
+            }
+        }
     }
 }
 

@@ -21,7 +21,8 @@ use cohort_core::{
 };
 use cohort_engine::automation::{Automation, CustomerFacts, Evaluation, counts_as_of, evaluate, runs};
 use cohort_store::{
-    BuildSelection, Job, JobEffect, KeySelection, NewJob, Store, StoreError, StoreResult, StoredAutomationRule,
+    BuildSelection, Job, JobEffect, KeySelection, NewJob, ScheduleProgress, Store, StoreError, StoreResult,
+    StoredAutomationRule,
 };
 use hmac::{Hmac, Mac};
 use rand::Rng;
@@ -34,8 +35,9 @@ use crate::index::LiveIndex;
 
 /// How long a look at the store's automation version is trusted.
 const FRESH_MICROS: i64 = 1_000_000;
-/// How long a claimed job is held before another server may take it over.
-const LEASE_MICROS: i64 = 60 * 1_000_000;
+/// How long a claimed job, or a schedule run between two pages, is held before another
+/// server may take it over.
+pub(super) const LEASE_MICROS: i64 = 60 * 1_000_000;
 /// Jobs claimed per round.
 const CLAIM: u32 = 100;
 /// Customers read together when reacting to many events.
@@ -312,8 +314,10 @@ impl Automations {
         customer: &CustomerId,
         tracked: Option<&BTreeMap<SegmentId, u32>>,
     ) -> StoreResult<Vec<AutomationRuleId>> {
-        self.react_batch(&[(customer.clone(), event.clone())], tracked, None)
-            .await
+        Ok(self
+            .react_batch(&[(customer.clone(), event.clone())], tracked, None)
+            .await?
+            .0)
     }
 
     /// Reacts to many events at once (an activity batch, a page of builds), in the
@@ -322,25 +326,29 @@ impl Automations {
     /// and its actions queued in one transaction. Returns the rules that fired, once per
     /// firing.
     pub async fn react_many(&self, events: &[(CustomerId, Event)]) -> StoreResult<Vec<AutomationRuleId>> {
-        self.react_batch(events, None, None).await
+        Ok(self.react_batch(events, None, None).await?.0)
     }
 
-    /// `react_many` for one rule only (its schedule came due).
+    /// `react_many` for the rule of a schedule run, recording the run's progress with
+    /// the jobs; `false` if the run was taken over (nothing written).
     pub(super) async fn react_rule(
         &self,
-        rule: AutomationRuleId,
         events: &[(CustomerId, Event)],
-    ) -> StoreResult<Vec<AutomationRuleId>> {
-        self.react_batch(events, None, Some(rule)).await
+        progress: &ScheduleProgress,
+    ) -> StoreResult<bool> {
+        Ok(self.react_batch(events, None, Some(progress)).await?.1)
     }
 
+    /// Judges the events and queues what fired; with `schedule`, for its rule only and
+    /// recording its progress (the second value: `false` if that run was taken over).
     async fn react_batch(
         &self,
         events: &[(CustomerId, Event)],
         tracked: Option<&BTreeMap<SegmentId, u32>>,
-        only: Option<AutomationRuleId>,
-    ) -> StoreResult<Vec<AutomationRuleId>> {
+        schedule: Option<&ScheduleProgress>,
+    ) -> StoreResult<(Vec<AutomationRuleId>, bool)> {
         let compiled = self.current().await?;
+        let only = schedule.map(|s| s.rule);
         let mut order: HashMap<&CustomerId, usize> = HashMap::new();
         let mut customers: Vec<(&CustomerId, Vec<&Event>)> = Vec::new();
         for (customer, event) in events {
@@ -353,8 +361,8 @@ impl Automations {
             });
             customers[at].1.push(event);
         }
-        if customers.is_empty() {
-            return Ok(Vec::new());
+        if customers.is_empty() && schedule.is_none() {
+            return Ok((Vec::new(), true));
         }
         let now = self.clock.now();
         let (mut rules, mut jobs) = (Vec::new(), Vec::new());
@@ -417,9 +425,11 @@ impl Automations {
         }
         let judging = started.elapsed().saturating_sub(reading);
         let queueing = Instant::now();
-        if !rules.is_empty() {
-            self.store.fire(&rules, &jobs, now).await?;
-        }
+        let kept = if rules.is_empty() && schedule.is_none() {
+            true
+        } else {
+            self.store.fire_with(&rules, &jobs, now, schedule).await?
+        };
         tracing::debug!(
             customers = customers.len(),
             jobs = jobs.len(),
@@ -428,7 +438,7 @@ impl Automations {
             queueing = ?queueing.elapsed(),
             "automation reacted to a batch"
         );
-        Ok(rules)
+        Ok((rules, kept))
     }
 
     /// Reacts to an event, logging instead of failing (for callers whose own work is
@@ -490,7 +500,7 @@ impl Automations {
         let mut ran = 0;
         loop {
             let now = self.clock.now();
-            let lease: i64 = rand::rng().random_range(1..i64::MAX);
+            let lease = new_lease();
             let until = Timestamp::from_unix_micros(now.unix_micros() + LEASE_MICROS);
             let jobs = self.store.claim_jobs(now, until, lease, CLAIM).await?;
             if jobs.is_empty() {
@@ -761,6 +771,11 @@ impl Automations {
             }
         }
     }
+}
+
+/// A claim's lease: random and non-zero, so that two servers' claims differ.
+pub(super) fn new_lease() -> i64 {
+    rand::rng().random_range(1..i64::MAX)
 }
 
 fn parsed(stored: &StoredAutomationRule) -> Result<AutomationRule, Invalid> {

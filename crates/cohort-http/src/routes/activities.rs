@@ -201,21 +201,18 @@ async fn record(
         lines.push(line);
     }
     let (summary, happened) = record_lines(&state, lines, now).await?;
-    if summary.duplicates == 0 {
+    if !happened.is_empty() {
+        // Retried activities fired their rules when they were first recorded.
+        let mut retried = summary.retried.iter().copied().peekable();
         let events: Vec<_> = happened
             .into_iter()
-            .map(|(customer, kind)| (customer, cohort_core::automation::Event::Activity { kind }))
+            .enumerate()
+            .filter(|(i, _)| retried.next_if_eq(i).is_none())
+            .map(|(_, (customer, kind))| (customer, cohort_core::automation::Event::Activity { kind }))
             .collect();
         if let Err(e) = state.app.automation.react_many(&events).await {
             tracing::error!(error = %e, activities = events.len(), "automation could not react to a batch");
         }
-    } else if !happened.is_empty() {
-        // Which lines were retries is not known: telling automation of all would fire
-        // the retried ones twice.
-        tracing::warn!(
-            duplicates = summary.duplicates,
-            "a batch with retried activities: automation not told"
-        );
     }
     Ok((
         StatusCode::OK,

@@ -227,9 +227,10 @@ fn at(text: &str) -> cohort_core::Timestamp {
     cohort_core::Timestamp::parse("at", text).unwrap()
 }
 
-#[tokio::test]
-async fn a_schedule_fires_at_its_time_for_the_customers_its_conditions_select() {
-    let app = spawn_app().await;
+/// Customers C-1 to C-3, the segments VIP (for `vips` of them) and Greeted, and a rule
+/// greeting every VIP at 03:00 each night (`conditions` added to `has_segment VIP`);
+/// returns the ids of VIP, Greeted and the rule. The clock is at 02:00.
+async fn nightly_greeting(app: &TestApp, vips: &[&str], conditions: Vec<Value>) -> (i64, i64, i64) {
     app.clock.set(at("2026-03-02T02:00:00Z"));
     let group = app.create("/v1/segment-groups", json!({"name": "Status"})).await;
     let vip = app
@@ -241,19 +242,31 @@ async fn a_schedule_fires_at_its_time_for_the_customers_its_conditions_select() 
     for id in ["C-1", "C-2", "C-3"] {
         app.create("/v1/customers", json!({"id": id})).await;
     }
-    for id in ["C-1", "C-3"] {
+    for id in vips {
         let added = app
             .post(&format!("/v1/customers/{id}/segments"), json!({"add": [vip["id"]]}))
             .await;
         assert!(added.status().is_success());
     }
-    app.create(
-        "/v1/automation/rules",
-        json!({"name": "nightly greeting", "triggers": [{"schedule": "0 3 * * *"}],
-               "conditions": {"all": [{"has_segment": vip["id"]}, {"not": {"customer_is": ["C-3"]}}]},
-               "actions": [{"add_segment": greeted["id"], "increase_counter": false}]}),
-    )
-    .await;
+    let mut all = vec![json!({"has_segment": vip["id"]})];
+    all.extend(conditions);
+    let rule = app
+        .create(
+            "/v1/automation/rules",
+            json!({"name": "nightly greeting", "triggers": [{"schedule": "0 3 * * *"}],
+                   "conditions": {"all": all},
+                   "actions": [{"add_segment": greeted["id"], "increase_counter": false}]}),
+        )
+        .await;
+    let id = |v: &Value| v["id"].as_i64().unwrap();
+    (id(&vip), id(&greeted), id(&rule))
+}
+
+#[tokio::test]
+async fn a_schedule_fires_at_its_time_for_the_customers_its_conditions_select() {
+    let app = spawn_app().await;
+    let (vip, greeted, _) =
+        nightly_greeting(&app, &["C-1", "C-3"], vec![json!({"not": {"customer_is": ["C-3"]}})]).await;
 
     app.clock.set(at("2026-03-02T02:59:59Z"));
     assert_eq!(app.app.automation.run_schedules().await.unwrap(), 0, "not yet");
@@ -265,7 +278,6 @@ async fn a_schedule_fires_at_its_time_for_the_customers_its_conditions_select() 
         "this time is claimed"
     );
     assert_eq!(app.app.automation.run_due().await.unwrap(), 1, "for C-1 only");
-    let (vip, greeted) = (vip["id"].as_i64().unwrap(), greeted["id"].as_i64().unwrap());
     assert_eq!(segments_of(&app, "C-1").await, vec![vip, greeted]);
     assert_eq!(segments_of(&app, "C-2").await, Vec::<i64>::new());
     assert_eq!(segments_of(&app, "C-3").await, vec![vip]);
@@ -274,6 +286,74 @@ async fn a_schedule_fires_at_its_time_for_the_customers_its_conditions_select() 
     app.clock.set(at("2026-03-05T12:00:00Z"));
     assert_eq!(app.app.automation.run_schedules().await.unwrap(), 1);
     assert_eq!(app.app.automation.run_schedules().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_schedule_run_whose_server_stopped_half_way_is_finished_by_another_once() {
+    use cohort_app::automation::schedule::candidates;
+    use cohort_app::automation::service::encode_event;
+    use cohort_core::automation::{AutomationCondition, AutomationRuleId, Event};
+    use cohort_core::{CustomerId, SegmentId, Tree};
+    use cohort_store::{NewJob, ScheduleProgress};
+
+    let app = spawn_app().await;
+    let (vip, greeted, rule) = nightly_greeting(&app, &["C-1", "C-2", "C-3"], Vec::new()).await;
+    let id = AutomationRuleId::new(rule);
+
+    // Another server claims 03:00, queues C-1's action with its first page, and stops.
+    let now = at("2026-03-02T03:00:00Z");
+    let until = at("2026-03-02T03:01:00Z");
+    app.clock.set(now);
+    let store = &app.app.store;
+    assert!(store.claim_schedule(id, None, now, 42, until).await.unwrap());
+    let vips = candidates(&Tree::Leaf(AutomationCondition::HasSegment(SegmentId::new(vip))));
+    let first = app.app.index.select(&vips, None, 1).await.unwrap();
+    assert_eq!(first.customers, [CustomerId::parse("id", "C-1").unwrap()]);
+    let job = NewJob {
+        rule: id,
+        action: 0,
+        customer: first.customers[0].clone(),
+        run_at: now,
+        environment: encode_event(&Event::Scheduled, None),
+    };
+    let progress = ScheduleProgress {
+        rule: id,
+        lease: 42,
+        after: first.next,
+        until,
+    };
+    assert!(store.fire_with(&[id], &[job], now, Some(&progress)).await.unwrap());
+
+    // While its lease lasts the run is left to it.
+    app.clock.set(at("2026-03-02T03:00:30Z"));
+    assert_eq!(app.app.automation.run_schedules().await.unwrap(), 0);
+    assert_eq!(
+        app.app.automation.run_due().await.unwrap(),
+        1,
+        "C-1's, queued by the stopped server"
+    );
+    // Then this server goes on after C-1, and the run ends.
+    app.clock.set(at("2026-03-02T03:01:01Z"));
+    assert_eq!(app.app.automation.run_schedules().await.unwrap(), 1);
+    assert_eq!(
+        app.app.automation.run_due().await.unwrap(),
+        2,
+        "C-2 and C-3, not C-1 again"
+    );
+    for customer in ["C-1", "C-2", "C-3"] {
+        assert_eq!(segments_of(&app, customer).await, vec![vip, greeted], "{customer}");
+    }
+    let read: Value = app
+        .get(&format!("/v1/automation/rules/{rule}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["fired"], 3, "once per customer");
+    assert_eq!(app.app.automation.run_schedules().await.unwrap(), 0, "over");
+    app.clock.set(at("2026-03-03T03:00:00Z"));
+    assert_eq!(app.app.automation.run_schedules().await.unwrap(), 1, "the next night");
+    assert_eq!(app.app.automation.run_due().await.unwrap(), 3);
 }
 
 #[tokio::test]
@@ -346,24 +426,8 @@ async fn a_batch_of_orders_fires_the_third_order_rule_once_and_a_retried_batch_n
     let app = spawn_app().await;
     let (loyal, rule) = third_order_rule(&app).await;
     app.create("/v1/customers", json!({"id": "C-1"})).await;
-    let batch: String = (1..=4)
-        .map(|n| {
-            format!(
-                "{}\n",
-                json!({"id": format!("o-{n}"), "customer": "C-1", "type": "order",
-                       "order": {"total": "10.00", "currency": "EUR", "items": []}})
-            )
-        })
-        .collect();
     for _ in 0..2 {
-        let response = app
-            .request(Method::POST, "/v1/activities", &app.ingest)
-            .header("content-type", "application/x-ndjson")
-            .body(batch.clone())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
+        orders_batch(&app, &["o-1", "o-2", "o-3", "o-4"]).await;
     }
     let read: Value = app
         .get(&format!("/v1/automation/rules/{}", rule["id"]))
@@ -372,6 +436,59 @@ async fn a_batch_of_orders_fires_the_third_order_rule_once_and_a_retried_batch_n
         .await
         .unwrap();
     assert_eq!(read["fired"], 1, "the third order of four, and not again for the retry");
+    assert_eq!(app.app.automation.run_due().await.unwrap(), 1);
+    assert_eq!(segments_of(&app, "C-1").await, vec![loyal["id"].as_i64().unwrap()]);
+}
+
+/// Sends C-1's orders with these ids as one NDJSON batch; returns its answer.
+async fn orders_batch(app: &TestApp, ids: &[&str]) -> Value {
+    let batch: String = ids
+        .iter()
+        .map(|id| {
+            format!(
+                "{}\n",
+                json!({"id": id, "customer": "C-1", "type": "order",
+                       "order": {"total": "10.00", "currency": "EUR", "items": []}})
+            )
+        })
+        .collect();
+    let response = app
+        .request(Method::POST, "/v1/activities", &app.ingest)
+        .header("content-type", "application/x-ndjson")
+        .body(batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_batch_with_retried_activities_fires_rules_for_its_new_ones_only() {
+    let app = spawn_app().await;
+    let (loyal, rule) = third_order_rule(&app).await;
+    app.create("/v1/customers", json!({"id": "C-1"})).await;
+    orders_batch(&app, &["o-1", "o-2"]).await;
+    // o-2 is a retry and o-3 comes twice: the third order is o-3, once.
+    let answer = orders_batch(&app, &["o-2", "o-3", "o-3"]).await;
+    assert_eq!(
+        (answer["recorded"].as_u64(), answer["duplicates"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let fired = || async {
+        let read: Value = app
+            .get(&format!("/v1/automation/rules/{}", rule["id"]))
+            .await
+            .json()
+            .await
+            .unwrap();
+        read["fired"].clone()
+    };
+    assert_eq!(fired().await, 1, "the new order of a batch with a retry fires");
+    // A retried o-3 beside a fourth order: had the retry been told as new, it would be
+    // judged as the third order again.
+    orders_batch(&app, &["o-3", "o-4"]).await;
+    assert_eq!(fired().await, 1);
     assert_eq!(app.app.automation.run_due().await.unwrap(), 1);
     assert_eq!(segments_of(&app, "C-1").await, vec![loyal["id"].as_i64().unwrap()]);
 }

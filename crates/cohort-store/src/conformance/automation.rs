@@ -11,7 +11,7 @@ use cohort_core::automation::AutomationRuleId;
 use cohort_core::{CustomerPatch, SegmentChange};
 
 use super::{add, cid, group, new_customer, segment, t};
-use crate::{Job, JobEffect, NewJob, Store, StoreError};
+use crate::{Job, JobEffect, NewJob, ScheduleProgress, ScheduleRun, Store, StoreError};
 
 fn job(rule: AutomationRuleId, customer: &str, action: u32, run_at: i64) -> NewJob {
     NewJob {
@@ -266,20 +266,140 @@ pub async fn a_completed_job_applies_its_effect_once_and_only_under_its_lease(st
 pub async fn a_schedule_is_claimed_by_one_server(store: &dyn Store) {
     let rule = store.create_automation_rule("{}", t(0)).await.unwrap();
     assert_eq!(rule.scheduled_through, None);
-    assert!(store.claim_schedule(rule.id, None, t(60)).await.unwrap());
+    assert_eq!(rule.schedule_run, None);
+    assert!(store.claim_schedule(rule.id, None, t(60), 1, t(90)).await.unwrap());
     assert!(
-        !store.claim_schedule(rule.id, None, t(61)).await.unwrap(),
+        !store.claim_schedule(rule.id, None, t(61), 2, t(91)).await.unwrap(),
         "the other server read the old value"
     );
-    assert!(store.claim_schedule(rule.id, Some(t(60)), t(120)).await.unwrap());
+    let read = store.automation_rule(rule.id).await.unwrap().unwrap();
+    assert_eq!(
+        read.schedule_run,
+        Some(ScheduleRun {
+            lease: 1,
+            until: t(90),
+            after: None
+        })
+    );
+    assert!(
+        !store
+            .claim_schedule(rule.id, Some(t(60)), t(120), 2, t(150))
+            .await
+            .unwrap(),
+        "the run of 60 is not over"
+    );
+    let end = ScheduleProgress {
+        rule: rule.id,
+        lease: 1,
+        after: None,
+        until: t(100),
+    };
+    assert!(store.fire_with(&[], &[], t(70), Some(&end)).await.unwrap());
+    assert_eq!(
+        store.automation_rule(rule.id).await.unwrap().unwrap().schedule_run,
+        None
+    );
+    assert!(
+        store
+            .claim_schedule(rule.id, Some(t(60)), t(120), 2, t(150))
+            .await
+            .unwrap()
+    );
     let read = store.automation_rule(rule.id).await.unwrap().unwrap();
     assert_eq!(read.scheduled_through, Some(t(120)));
     assert!(
         !store
-            .claim_schedule(AutomationRuleId::new(rule.id.get() + 100), None, t(1))
+            .claim_schedule(AutomationRuleId::new(rule.id.get() + 100), None, t(1), 3, t(2))
             .await
             .unwrap()
     );
+}
+
+pub async fn a_schedule_run_records_its_pages_with_their_jobs_and_is_taken_over_when_its_lease_runs_out(
+    store: &dyn Store,
+) {
+    for id in ["C1", "C2"] {
+        store.create_customer(&new_customer(id), t(0)).await.unwrap();
+    }
+    let rule = store.create_automation_rule("{}", t(0)).await.unwrap();
+    assert!(store.claim_schedule(rule.id, None, t(60), 1, t(90)).await.unwrap());
+    let page = |lease, after, until| ScheduleProgress {
+        rule: rule.id,
+        lease,
+        after,
+        until: t(until),
+    };
+    assert!(
+        store
+            .fire_with(
+                &[rule.id],
+                &[job(rule.id, "C1", 0, 60)],
+                t(61),
+                Some(&page(1, Some(7), 120))
+            )
+            .await
+            .unwrap()
+    );
+    let run = store.automation_rule(rule.id).await.unwrap().unwrap().schedule_run;
+    assert_eq!(
+        run,
+        Some(ScheduleRun {
+            lease: 1,
+            until: t(120),
+            after: Some(7)
+        })
+    );
+    assert!(
+        !store.take_over_schedule(rule.id, 1, 2, t(200), t(120)).await.unwrap(),
+        "the lease has not run out"
+    );
+    assert!(
+        !store.take_over_schedule(rule.id, 9, 2, t(200), t(121)).await.unwrap(),
+        "another lease than the one read"
+    );
+    assert!(store.take_over_schedule(rule.id, 1, 2, t(200), t(121)).await.unwrap());
+    assert!(
+        !store.take_over_schedule(rule.id, 1, 3, t(200), t(121)).await.unwrap(),
+        "taken once"
+    );
+    // The server that lost it writes nothing more: neither its jobs nor its count.
+    assert!(
+        !store
+            .fire_with(
+                &[rule.id],
+                &[job(rule.id, "C2", 0, 60)],
+                t(122),
+                Some(&page(1, Some(9), 180))
+            )
+            .await
+            .unwrap()
+    );
+    let read = store.automation_rule(rule.id).await.unwrap().unwrap();
+    assert_eq!(read.fired, 1);
+    assert_eq!(read.schedule_run.map(|r| (r.lease, r.after)), Some((2, Some(7))));
+    let queued: Vec<_> = store
+        .queued_jobs(10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.customer.to_string())
+        .collect();
+    assert_eq!(queued, vec!["C1"]);
+    // The new holder goes on and ends the run.
+    assert!(
+        store
+            .fire_with(
+                &[rule.id],
+                &[job(rule.id, "C2", 0, 60)],
+                t(122),
+                Some(&page(2, None, 0))
+            )
+            .await
+            .unwrap()
+    );
+    let read = store.automation_rule(rule.id).await.unwrap().unwrap();
+    assert_eq!((read.fired, read.schedule_run), (2, None));
+    assert_eq!(store.queued_jobs(10).await.unwrap().len(), 2);
 }
 
 pub async fn jobs_completed_together_fail_alone(store: &dyn Store) {

@@ -88,6 +88,7 @@ macro_rules! conformance_suite {
             concurrent_claims_never_hand_out_a_job_twice,
             a_completed_job_applies_its_effect_once_and_only_under_its_lease,
             a_schedule_is_claimed_by_one_server,
+            a_schedule_run_records_its_pages_with_their_jobs_and_is_taken_over_when_its_lease_runs_out,
             jobs_completed_together_fail_alone,
         );
     };
@@ -1198,7 +1199,7 @@ pub async fn a_retried_activity_is_a_duplicate_not_a_second_record(store: &dyn S
         )
         .await
         .unwrap();
-    assert_eq!((retry.recorded, retry.duplicates), (1, 1));
+    assert_eq!((retry.recorded, retry.duplicates, retry.retried), (1, 1, vec![0]));
     let twice = store
         .record_activities(
             &[activity("a3", "c1", "login", 14), activity("a3", "c1", "login", 14)],
@@ -1206,12 +1207,29 @@ pub async fn a_retried_activity_is_a_duplicate_not_a_second_record(store: &dyn S
         )
         .await
         .unwrap();
-    assert_eq!((twice.recorded, twice.duplicates), (1, 1));
+    assert_eq!((twice.recorded, twice.duplicates, twice.retried), (1, 1, vec![1]));
+    let mixed = store
+        .record_activities(
+            &[
+                activity("a4", "c1", "login", 16),
+                activity("a2", "c1", "login", 12),
+                activity("a4", "c1", "login", 16),
+                activity("a5", "c1", "login", 17),
+            ],
+            t(18),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (mixed.recorded, mixed.retried),
+        (2, vec![1, 2]),
+        "which lines were not recorded"
+    );
     let all = store
         .list_activities(&cid("c1"), &ActivityFilter::default(), PageRequest::first())
         .await
         .unwrap();
-    assert_eq!(all.items.len(), 3);
+    assert_eq!(all.items.len(), 5);
 }
 
 pub async fn a_batch_recorded_in_parts_is_one_transaction(store: &dyn Store) {
@@ -1256,7 +1274,7 @@ pub async fn a_batch_recorded_in_parts_is_one_transaction(store: &dyn Store) {
         .await
         .unwrap();
     let summary = recording.commit().await.unwrap();
-    assert_eq!((summary.recorded, summary.duplicates), (3, 1));
+    assert_eq!((summary.recorded, summary.duplicates, summary.retried), (3, 1, vec![2]));
     let c1 = store
         .list_activities(&cid("c1"), &ActivityFilter::default(), PageRequest::first())
         .await
