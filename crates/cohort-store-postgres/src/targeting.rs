@@ -1,170 +1,57 @@
-//! Targeting on PostgreSQL: rule definitions, the targeting version (moved by
-//! row triggers on rules and target groups), and visitors saved with one
-//! `UNNEST` upsert per batch, in id order so concurrent savers lock rows alike.
+//! Targeting on PostgreSQL: the shared SQL of `cohort_store::sql_targeting_store!`, with
+//! visitors read with `= ANY` and saved with one `UNNEST` upsert per batch, in id order
+//! so concurrent savers lock rows alike.
 
-use async_trait::async_trait;
-use cohort_core::targeting::RuleId;
-use cohort_core::{CustomerId, Timestamp, VisitorId};
-use cohort_store::codec::{decode_visitor_state, encode_visitor_state, stored};
-use cohort_store::{StoreError, StoreResult, StoredRule, StoredVisitor, TargetingStore};
-use sqlx::Row;
+use cohort_core::{CustomerId, VisitorId};
+use cohort_store::codec::encode_visitor_state;
+use cohort_store::{StoreResult, StoredVisitor};
 use sqlx::postgres::PgRow;
 
 use crate::PostgresStore;
 use crate::error::db;
 
-fn rule_from_row(row: &PgRow) -> StoredRule {
-    StoredRule {
-        id: RuleId::new(row.get("id")),
-        definition: row.get("definition"),
-        created_at: Timestamp::from_unix_micros(row.get("created_at")),
-        updated_at: Timestamp::from_unix_micros(row.get("updated_at")),
-    }
+cohort_store::sql_targeting_store!(PostgresStore, row: PgRow, read: pool, write: pool,
+    db: crate::error::db, visitors: visitors, save_visitors: save_visitors);
+
+async fn visitors(store: &PostgresStore, ids: &[VisitorId]) -> StoreResult<Vec<StoredVisitor>> {
+    let ids: Vec<&str> = ids.iter().map(VisitorId::as_str).collect();
+    let rows = sqlx::query(
+        "SELECT v.id, v.state, c.id AS customer FROM visitors v
+         LEFT JOIN customers c ON c.seq = v.customer_seq WHERE v.id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(&store.pool)
+    .await
+    .map_err(db)?;
+    rows.iter().map(visitor_from_row).collect()
 }
 
-#[async_trait]
-impl TargetingStore for PostgresStore {
-    async fn create_rule(&self, definition: &str, now: Timestamp) -> StoreResult<StoredRule> {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO targeting_rules (definition, created_at, updated_at) VALUES ($1, $2, $2) RETURNING id",
-        )
-        .bind(definition)
-        .bind(now.unix_micros())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(StoredRule {
-            id: RuleId::new(id),
-            definition: definition.to_owned(),
-            created_at: now,
-            updated_at: now,
-        })
-    }
-
-    async fn rule(&self, id: RuleId) -> StoreResult<Option<StoredRule>> {
-        let row = sqlx::query("SELECT id, definition, created_at, updated_at FROM targeting_rules WHERE id = $1")
-            .bind(id.get())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(row.as_ref().map(rule_from_row))
-    }
-
-    async fn replace_rule(&self, id: RuleId, definition: &str, now: Timestamp) -> StoreResult<StoredRule> {
-        let row = sqlx::query(
-            "UPDATE targeting_rules SET definition = $2, updated_at = $3 WHERE id = $1
-             RETURNING id, definition, created_at, updated_at",
-        )
-        .bind(id.get())
-        .bind(definition)
-        .bind(now.unix_micros())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db)?;
-        row.as_ref()
-            .map(rule_from_row)
-            .ok_or_else(|| StoreError::not_found("targeting rule", id))
-    }
-
-    async fn delete_rule(&self, id: RuleId) -> StoreResult<()> {
-        let done = sqlx::query("DELETE FROM targeting_rules WHERE id = $1")
-            .bind(id.get())
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::not_found("targeting rule", id));
-        }
-        Ok(())
-    }
-
-    async fn list_rules(&self) -> StoreResult<Vec<StoredRule>> {
-        let rows = sqlx::query("SELECT id, definition, created_at, updated_at FROM targeting_rules ORDER BY id")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(rows.iter().map(rule_from_row).collect())
-    }
-
-    async fn targeting_version(&self) -> StoreResult<i64> {
-        sqlx::query_scalar("SELECT version FROM targeting_version")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db)
-    }
-
-    async fn visitors(&self, ids: &[VisitorId]) -> StoreResult<Vec<StoredVisitor>> {
-        let ids: Vec<&str> = ids.iter().map(VisitorId::as_str).collect();
-        let rows = sqlx::query(
-            "SELECT v.id, v.state, c.id AS customer FROM visitors v
-             LEFT JOIN customers c ON c.seq = v.customer_seq WHERE v.id = ANY($1)",
-        )
-        .bind(&ids)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.iter()
-            .map(|row| {
-                let customer = row
-                    .get::<Option<String>, _>("customer")
-                    .map(|c| stored(CustomerId::parse("customer", &c)))
-                    .transpose()?;
-                Ok(StoredVisitor {
-                    id: stored(VisitorId::parse("id", row.get("id")))?,
-                    state: decode_visitor_state(row.get("state"), customer)?,
-                })
-            })
-            .collect()
-    }
-
-    async fn save_visitors(&self, visitors: &[StoredVisitor]) -> StoreResult<()> {
-        let mut sorted: Vec<&StoredVisitor> = visitors.iter().collect();
-        sorted.sort_by(|a, b| a.id.cmp(&b.id));
-        sorted.dedup_by(|a, b| a.id == b.id);
-        let ids: Vec<&str> = sorted.iter().map(|v| v.id.as_str()).collect();
-        let customers: Vec<Option<&str>> = sorted
-            .iter()
-            .map(|v| v.state.customer.as_ref().map(CustomerId::as_str))
-            .collect();
-        let seen: Vec<i64> = sorted.iter().map(|v| v.state.last_seen.unix_micros()).collect();
-        let states: Vec<String> = sorted.iter().map(|v| encode_visitor_state(&v.state)).collect();
-        sqlx::query(
-            "INSERT INTO visitors (id, customer_seq, last_seen, state)
-             SELECT u.id, c.seq, u.last_seen, u.state
-             FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[]) AS u (id, customer, last_seen, state)
-             LEFT JOIN customers c ON c.id = u.customer
-             ORDER BY u.id
-             ON CONFLICT (id) DO UPDATE SET customer_seq = excluded.customer_seq,
-               last_seen = excluded.last_seen, state = excluded.state",
-        )
-        .bind(&ids)
-        .bind(&customers)
-        .bind(&seen)
-        .bind(&states)
-        .execute(&self.pool)
-        .await
-        .map_err(db)?;
-        Ok(())
-    }
-
-    async fn customer_visitors(&self, customer: &CustomerId) -> StoreResult<Vec<VisitorId>> {
-        let ids: Vec<String> = sqlx::query_scalar(
-            "SELECT v.id FROM visitors v JOIN customers c ON c.seq = v.customer_seq
-             WHERE c.id = $1 ORDER BY v.last_seen DESC, v.id",
-        )
-        .bind(customer.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        ids.iter().map(|id| stored(VisitorId::parse("id", id))).collect()
-    }
-
-    async fn forget_visitors(&self, before: Timestamp) -> StoreResult<u64> {
-        let done = sqlx::query("DELETE FROM visitors WHERE last_seen < $1")
-            .bind(before.unix_micros())
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
-        Ok(done.rows_affected())
-    }
+async fn save_visitors(store: &PostgresStore, visitors: &[StoredVisitor]) -> StoreResult<()> {
+    let mut sorted: Vec<&StoredVisitor> = visitors.iter().collect();
+    sorted.sort_by(|a, b| a.id.cmp(&b.id));
+    sorted.dedup_by(|a, b| a.id == b.id);
+    let ids: Vec<&str> = sorted.iter().map(|v| v.id.as_str()).collect();
+    let customers: Vec<Option<&str>> = sorted
+        .iter()
+        .map(|v| v.state.customer.as_ref().map(CustomerId::as_str))
+        .collect();
+    let seen: Vec<i64> = sorted.iter().map(|v| v.state.last_seen.unix_micros()).collect();
+    let states: Vec<String> = sorted.iter().map(|v| encode_visitor_state(&v.state)).collect();
+    sqlx::query(
+        "INSERT INTO visitors (id, customer_seq, last_seen, state)
+         SELECT u.id, c.seq, u.last_seen, u.state
+         FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[]) AS u (id, customer, last_seen, state)
+         LEFT JOIN customers c ON c.id = u.customer
+         ORDER BY u.id
+         ON CONFLICT (id) DO UPDATE SET customer_seq = excluded.customer_seq,
+           last_seen = excluded.last_seen, state = excluded.state",
+    )
+    .bind(&ids)
+    .bind(&customers)
+    .bind(&seen)
+    .bind(&states)
+    .execute(&store.pool)
+    .await
+    .map_err(db)?;
+    Ok(())
 }
