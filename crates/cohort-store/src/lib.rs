@@ -8,6 +8,7 @@ pub mod conformance;
 mod error;
 pub mod import_plan;
 mod promotions;
+mod promotions_sql;
 mod store;
 mod targeting;
 
