@@ -2,6 +2,7 @@
 //! the text encodings shared by the SQL backends, and the conformance suite that
 //! every backend must pass.
 
+mod applications_sql;
 pub mod automation;
 pub mod codec;
 pub mod conformance;
