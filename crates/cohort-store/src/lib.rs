@@ -6,11 +6,13 @@ mod applications_sql;
 pub mod automation;
 pub mod codec;
 pub mod conformance;
+mod customers_sql;
 mod error;
 pub mod import_plan;
 mod promotions;
 mod promotions_sql;
 mod store;
+mod target_groups_sql;
 mod targeting;
 
 pub use automation::{
