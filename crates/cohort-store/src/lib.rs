@@ -11,6 +11,7 @@ mod error;
 pub mod import_plan;
 mod promotions;
 mod promotions_sql;
+mod segments_sql;
 mod store;
 mod target_groups_sql;
 mod targeting;
