@@ -9,6 +9,7 @@ pub mod conformance;
 mod customers_sql;
 mod error;
 pub mod import_plan;
+mod keys_sql;
 mod promotions;
 mod promotions_sql;
 mod segments_sql;
