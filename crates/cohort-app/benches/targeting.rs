@@ -4,7 +4,9 @@
 //! `hit`, each with an action that leaves the state alone (so both sides see the same
 //! facts and must match the same rules, which is checked); a request whose user agent
 //! is already parsed. Side by side, the same conditions as CEL expressions run
-//! with cel-interpreter over a context holding the same facts.
+//! with cel-interpreter over a context holding the same facts. And where an address
+//! is: cohort's lookup (country and coordinates only) beside decoding the whole
+//! GeoIP2 City record, on MaxMind's City test database.
 //!
 //! Run: `cargo bench -p cohort-app --bench targeting`
 
@@ -200,5 +202,30 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+fn geoip(c: &mut Criterion) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/maxmind/GeoIP2-City-Test.mmdb");
+    let geo = cohort_app::targeting::geo::Geo::open(&path).unwrap();
+    let reader = maxminddb::Reader::open_readfile(&path).unwrap();
+    let ip: std::net::IpAddr = "81.2.69.160".parse().unwrap();
+    let full = |ip| {
+        let city = reader
+            .lookup(ip)
+            .unwrap()
+            .decode::<maxminddb::geoip2::City>()
+            .unwrap()
+            .unwrap();
+        (city.country.iso_code.map(str::to_owned), city.location.latitude)
+    };
+    assert_eq!(geo.locate(ip).country, full(ip).0, "both read the same record");
+    let mut group = c.benchmark_group("geoip");
+    group.bench_function("locate: country and coordinates", |b| {
+        b.iter(|| black_box(geo.locate(black_box(ip))))
+    });
+    group.bench_function("decode the whole City record", |b| {
+        b.iter(|| black_box(full(black_box(ip))))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, geoip);
 criterion_main!(benches);

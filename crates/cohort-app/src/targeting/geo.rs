@@ -5,10 +5,35 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use cohort_engine::targeting::Location;
-use maxminddb::{Reader, geoip2};
+use maxminddb::Reader;
+use serde::Deserialize;
 
 pub struct Geo {
     reader: Reader<Vec<u8>>,
+}
+
+/// The two parts of a City or Country record a decision reads; the decoder skips the
+/// rest (names in every language, subdivisions, postal codes…) without decoding it.
+#[derive(Default, Deserialize)]
+struct Place<'a> {
+    #[serde(borrow, default)]
+    country: Country<'a>,
+    #[serde(default)]
+    location: Coordinates,
+}
+
+#[derive(Default, Deserialize)]
+struct Country<'a> {
+    #[serde(borrow, default)]
+    iso_code: Option<&'a str>,
+}
+
+#[derive(Default, Deserialize)]
+struct Coordinates {
+    #[serde(default)]
+    latitude: Option<f64>,
+    #[serde(default)]
+    longitude: Option<f64>,
 }
 
 impl Geo {
@@ -24,10 +49,10 @@ impl Geo {
         let Ok(found) = self.reader.lookup(ip) else {
             return Location::default();
         };
-        match found.decode::<geoip2::City>() {
-            Ok(Some(city)) => Location {
-                country: city.country.iso_code.map(str::to_ascii_uppercase),
-                coordinates: city.location.latitude.zip(city.location.longitude),
+        match found.decode::<Place>() {
+            Ok(Some(place)) => Location {
+                country: place.country.iso_code.map(str::to_ascii_uppercase),
+                coordinates: place.location.latitude.zip(place.location.longitude),
             },
             _ => Location::default(),
         }
