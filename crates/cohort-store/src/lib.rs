@@ -4,6 +4,7 @@
 
 mod applications_sql;
 pub mod automation;
+mod builders_sql;
 pub mod codec;
 pub mod conformance;
 mod customers_sql;
