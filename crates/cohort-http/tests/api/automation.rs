@@ -38,6 +38,27 @@ async fn segments_of(app: &TestApp, customer: &str) -> Vec<i64> {
         .collect()
 }
 
+/// Serves `receiver` on loopback and creates a rule posting every new customer to it.
+async fn crm_webhook_rule(app: &TestApp, receiver: axum::Router) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
+    app.create(
+        "/v1/automation/rules",
+        json!({"name": "tell the CRM", "triggers": ["customer_created"], "actions": [{"webhook": url}]}),
+    )
+    .await;
+}
+
+/// A rule as the API shows it (with its firing statistics).
+async fn rule_read(app: &TestApp, id: &Value) -> Value {
+    app.get(&format!("/v1/automation/rules/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
 /// A segment "Loyal" and a rule adding it at a customer's third order.
 async fn third_order_rule(app: &TestApp) -> (Value, Value) {
     let group = app.create("/v1/segment-groups", json!({"name": "Loyalty"})).await;
@@ -75,12 +96,7 @@ async fn the_third_order_adds_a_segment() {
     assert_eq!(app.app.automation.run_due().await.unwrap(), 1);
     assert_eq!(segments_of(&app, "C-1").await, vec![loyal["id"].as_i64().unwrap()]);
 
-    let read: Value = app
-        .get(&format!("/v1/automation/rules/{}", rule["id"]))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let read = rule_read(&app, &rule["id"]).await;
     assert_eq!(read["fired"], 1);
     assert!(read["last_fired_at"].is_string());
 
@@ -149,15 +165,7 @@ async fn a_webhook_receiver_that_is_down_gets_retries_then_a_dead_letter_that_ca
             }),
         )
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
-
-    app.create(
-        "/v1/automation/rules",
-        json!({"name": "tell the CRM", "triggers": ["customer_created"], "actions": [{"webhook": url}]}),
-    )
-    .await;
+    crm_webhook_rule(&app, receiver).await;
     app.create("/v1/customers", json!({"id": "C-1"})).await;
     let mut waits = Vec::new();
     for _ in 0..6 {
@@ -343,12 +351,7 @@ async fn a_schedule_run_whose_server_stopped_half_way_is_finished_by_another_onc
     for customer in ["C-1", "C-2", "C-3"] {
         assert_eq!(segments_of(&app, customer).await, vec![vip, greeted], "{customer}");
     }
-    let read: Value = app
-        .get(&format!("/v1/automation/rules/{rule}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let read = rule_read(&app, &json!(rule)).await;
     assert_eq!(read["fired"], 3, "once per customer");
     assert_eq!(app.app.automation.run_schedules().await.unwrap(), 0, "over");
     app.clock.set(at("2026-03-03T03:00:00Z"));
@@ -429,12 +432,7 @@ async fn a_batch_of_orders_fires_the_third_order_rule_once_and_a_retried_batch_n
     for _ in 0..2 {
         orders_batch(&app, &["o-1", "o-2", "o-3", "o-4"]).await;
     }
-    let read: Value = app
-        .get(&format!("/v1/automation/rules/{}", rule["id"]))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let read = rule_read(&app, &rule["id"]).await;
     assert_eq!(read["fired"], 1, "the third order of four, and not again for the retry");
     assert_eq!(app.app.automation.run_due().await.unwrap(), 1);
     assert_eq!(segments_of(&app, "C-1").await, vec![loyal["id"].as_i64().unwrap()]);
@@ -475,15 +473,7 @@ async fn a_batch_with_retried_activities_fires_rules_for_its_new_ones_only() {
         (answer["recorded"].as_u64(), answer["duplicates"].as_u64()),
         (Some(1), Some(2))
     );
-    let fired = || async {
-        let read: Value = app
-            .get(&format!("/v1/automation/rules/{}", rule["id"]))
-            .await
-            .json()
-            .await
-            .unwrap();
-        read["fired"].clone()
-    };
+    let fired = || async { rule_read(&app, &rule["id"]).await["fired"].clone() };
     assert_eq!(fired().await, 1, "the new order of a batch with a retry fires");
     // A retried o-3 beside a fourth order: had the retry been told as new, it would be
     // judged as the third order again.
@@ -560,14 +550,7 @@ async fn slow_webhooks_complete_what_ran_before_half_the_lease_is_spent() {
             }),
         )
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, receiver).await.unwrap() });
-    app.create(
-        "/v1/automation/rules",
-        json!({"name": "tell the CRM", "triggers": ["customer_created"], "actions": [{"webhook": url}]}),
-    )
-    .await;
+    crm_webhook_rule(&app, receiver).await;
     for id in ["C-1", "C-2", "C-3"] {
         app.create("/v1/customers", json!({"id": id})).await;
     }
