@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use cohort_core::{Aggregate, AggregateValue, Aggregates, CustomerId, SegmentGroupId, SegmentId, Timestamp};
-use cohort_store::codec::{amount_from_e4, decode_attributes, stored};
+use cohort_store::codec::amount_from_e4;
 use cohort_store::{BuildChange, BuildInput, BuildSelection, BuildSummary, KeySelection, StoreResult};
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, QueryBuilder, Row};
@@ -66,17 +66,7 @@ async fn build_inputs(
     .map_err(db)?;
     let mut inputs = Vec::with_capacity(rows.len());
     for row in &rows {
-        inputs.push(BuildInput {
-            key: row.get(0),
-            id: stored(CustomerId::parse("id", row.get(1)))?,
-            attributes: decode_attributes(row.get(2))?,
-            aggregates: Aggregates::new(
-                aggregates
-                    .iter()
-                    .map(|a| (a.clone(), AggregateValue::default()))
-                    .collect(),
-            ),
-        });
+        inputs.push(BuildInput::from_row(row.get(0), row.get(1), row.get(2), aggregates)?);
     }
     if aggregates.is_empty() || inputs.is_empty() {
         return Ok(inputs);

@@ -8,11 +8,11 @@ use cohort_core::customer::CustomerUpsert;
 use cohort_core::segment::{NewSegment, NewSegmentGroup};
 use cohort_core::target_group::NewTargetGroup;
 use cohort_core::{
-    Activity, ActivityFilter, Aggregate, Aggregates, ApiKey, Application, ApplicationId, ApplicationPatch, Attributes,
-    BuilderId, Customer, CustomerId, CustomerPatch, Membership, NameFilter, NewCustomer, NewSegmentBuilder, Page,
-    PageRequest, ReferenceKey, Segment, SegmentBuilder, SegmentBuilderPatch, SegmentChange, SegmentGroup,
-    SegmentGroupId, SegmentGroupPatch, SegmentId, SegmentPatch, SegmentationService, ServiceId, ServicePatch,
-    TargetGroup, TargetGroupId, TargetGroupPatch, Timestamp,
+    Activity, ActivityFilter, Aggregate, AggregateValue, Aggregates, ApiKey, Application, ApplicationId,
+    ApplicationPatch, Attributes, BuilderId, Customer, CustomerId, CustomerPatch, Membership, NameFilter, NewCustomer,
+    NewSegmentBuilder, Page, PageRequest, ReferenceKey, Segment, SegmentBuilder, SegmentBuilderPatch, SegmentChange,
+    SegmentGroup, SegmentGroupId, SegmentGroupPatch, SegmentId, SegmentPatch, SegmentationService, ServiceId,
+    ServicePatch, TargetGroup, TargetGroupId, TargetGroupPatch, Timestamp,
 };
 
 use crate::StoreResult;
@@ -398,6 +398,24 @@ pub struct BuildInput {
     pub attributes: Attributes,
     /// The aggregates asked for, at the time given.
     pub aggregates: Aggregates,
+}
+
+impl BuildInput {
+    /// A customer's input as its row reads (key, id, attributes as JSON text), with
+    /// the aggregates asked for all at zero until they are counted.
+    pub fn from_row(key: i64, id: &str, attributes: &str, aggregates: &[Aggregate]) -> StoreResult<Self> {
+        Ok(Self {
+            key,
+            id: crate::codec::stored(CustomerId::parse("id", id))?,
+            attributes: crate::codec::decode_attributes(attributes)?,
+            aggregates: Aggregates::new(
+                aggregates
+                    .iter()
+                    .map(|a| (a.clone(), AggregateValue::default()))
+                    .collect(),
+            ),
+        })
+    }
 }
 
 /// A customer's computed membership changes.
