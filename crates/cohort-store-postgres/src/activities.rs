@@ -126,7 +126,6 @@ struct PostgresRecording {
     now: Timestamp,
     /// Customers with a recorded activity, queued for building at the commit.
     queued: HashSet<i64>,
-    written: u64,
     recorded: u64,
     retried: Vec<usize>,
 }
@@ -134,7 +133,6 @@ struct PostgresRecording {
 #[async_trait]
 impl ActivityRecording for PostgresRecording {
     async fn write(&mut self, activities: &[Activity], first: usize) -> StoreResult<()> {
-        self.written += activities.len() as u64;
         // Within a part the first activity of an id wins; later parts meet the ones
         // before as stored ids.
         let mut seen = HashSet::with_capacity(activities.len());
@@ -198,7 +196,6 @@ impl ActivityRecording for PostgresRecording {
         self.tx.commit().await.map_err(db)?;
         Ok(RecordSummary {
             recorded: self.recorded,
-            duplicates: self.written - self.recorded,
             retried: self.retried,
         })
     }
@@ -212,7 +209,6 @@ impl ActivityStore for PostgresStore {
             tx,
             now,
             queued: HashSet::new(),
-            written: 0,
             recorded: 0,
             retried: Vec::new(),
         }))

@@ -44,7 +44,6 @@ pub(crate) struct SqliteRecording {
     now: Timestamp,
     /// The previous part, inserted while the next one is looked up.
     pending: Vec<Row>,
-    written: u64,
     recorded: u64,
     retried: Vec<usize>,
 }
@@ -62,7 +61,6 @@ impl SqliteRecording {
             before,
             now,
             pending: Vec::new(),
-            written: 0,
             recorded: 0,
             retried: Vec::new(),
         })
@@ -101,7 +99,6 @@ impl ActivityRecording for SqliteRecording {
                 encode(activities, &seqs, first)?
             }
         };
-        self.written += activities.len() as u64;
         Ok(())
     }
 
@@ -121,7 +118,6 @@ impl ActivityRecording for SqliteRecording {
         self.tx.commit().await.map_err(db)?;
         Ok(RecordSummary {
             recorded: self.recorded,
-            duplicates: self.written - self.recorded,
             retried: self.retried,
         })
     }

@@ -254,11 +254,16 @@ pub struct Queued {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecordSummary {
     pub recorded: u64,
-    /// Activities whose id was already stored (retries): not recorded again.
-    pub duplicates: u64,
-    /// The positions in the batch of those activities, in order (`duplicates` of them),
-    /// so that only what was recorded is reacted to.
+    /// The positions in the batch of the activities whose id was already stored, or
+    /// came earlier in the batch (retries): not recorded again, nor reacted to.
     pub retried: Vec<usize>,
+}
+
+impl RecordSummary {
+    /// How many activities were retries.
+    pub fn duplicates(&self) -> u64 {
+        self.retried.len() as u64
+    }
 }
 
 /// The lines of a statement's rows that it did not record, given the ids it recorded:

@@ -184,7 +184,7 @@ async fn record(
             status,
             Json(Recorded {
                 recorded: summary.recorded,
-                duplicates: summary.duplicates,
+                duplicates: summary.duplicates(),
                 id: Some(id),
             }),
         ));
@@ -218,7 +218,7 @@ async fn record(
         StatusCode::OK,
         Json(Recorded {
             recorded: summary.recorded,
-            duplicates: summary.duplicates,
+            duplicates: summary.duplicates(),
             id: None,
         }),
     ))
