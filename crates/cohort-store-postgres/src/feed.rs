@@ -52,15 +52,35 @@ impl MembershipFeed for PostgresStore {
         Ok(ids.into_iter().map(SegmentId::new).collect())
     }
 
-    async fn segment_members(&self, segment: SegmentId) -> StoreResult<Vec<(i64, Option<Timestamp>)>> {
-        let rows = sqlx::query("SELECT customer_seq, expires_at FROM memberships WHERE segment_id = $1")
-            .bind(segment.get())
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db)?;
+    async fn plain_members(&self, segment: SegmentId, after: i64, limit: u32) -> StoreResult<Vec<i64>> {
+        // One array instead of a row each; the by-segment index carries the expiry (an
+        // index-only scan).
+        let keys: Option<Vec<i64>> = sqlx::query_scalar(
+            "SELECT array_agg(customer_seq ORDER BY customer_seq) FROM (
+                 SELECT customer_seq FROM memberships
+                 WHERE segment_id = $1 AND customer_seq > $2 AND expires_at IS NULL
+                 ORDER BY customer_seq LIMIT $3) AS page",
+        )
+        .bind(segment.get())
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(keys.unwrap_or_default())
+    }
+
+    async fn expiring_members(&self, segment: SegmentId) -> StoreResult<Vec<(i64, Timestamp)>> {
+        let rows = sqlx::query(
+            "SELECT customer_seq, expires_at FROM memberships WHERE segment_id = $1 AND expires_at IS NOT NULL",
+        )
+        .bind(segment.get())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
         Ok(rows
             .iter()
-            .map(|r| (r.get(0), r.get::<Option<i64>, _>(1).map(Timestamp::from_unix_micros)))
+            .map(|r| (r.get(0), Timestamp::from_unix_micros(r.get(1))))
             .collect())
     }
 

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use cohort_core::{CustomerId, SegmentId, Timestamp};
 use cohort_store::codec::stored;
-use cohort_store::{LogRead, MembershipChange, MembershipFeed, StoreResult};
+use cohort_store::{LogRead, MembershipChange, MembershipFeed, StoreError, StoreResult};
 use sqlx::Row;
 
 use crate::SqliteStore;
@@ -46,15 +46,46 @@ impl MembershipFeed for SqliteStore {
         Ok(ids.into_iter().map(SegmentId::new).collect())
     }
 
-    async fn segment_members(&self, segment: SegmentId) -> StoreResult<Vec<(i64, Option<Timestamp>)>> {
-        let rows = sqlx::query("SELECT customer_seq, expires_at FROM memberships WHERE segment_id = $1")
-            .bind(segment.get())
-            .fetch_all(&self.read)
-            .await
-            .map_err(db)?;
+    async fn plain_members(&self, segment: SegmentId, after: i64, limit: u32) -> StoreResult<Vec<i64>> {
+        // One text of keys instead of a row each: sqlx hands SQLite rows over one at a
+        // time, which at millions of members costs more than reading them. The
+        // by-segment index carries the expiry: no table lookups.
+        let keys: Option<String> = sqlx::query_scalar(
+            "SELECT group_concat(customer_seq) FROM (
+                 SELECT customer_seq FROM memberships
+                 WHERE segment_id = $1 AND customer_seq > $2 AND expires_at IS NULL
+                 ORDER BY customer_seq LIMIT $3)",
+        )
+        .bind(segment.get())
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_one(&self.read)
+        .await
+        .map_err(db)?;
+        let mut keys = keys
+            .iter()
+            .flat_map(|text| text.split(','))
+            .map(|k| {
+                k.parse()
+                    .map_err(|_| StoreError::Backend(format!("customer key {k:?} among a segment's members")))
+            })
+            .collect::<StoreResult<Vec<i64>>>()?;
+        // group_concat keeps no promised order.
+        keys.sort_unstable();
+        Ok(keys)
+    }
+
+    async fn expiring_members(&self, segment: SegmentId) -> StoreResult<Vec<(i64, Timestamp)>> {
+        let rows = sqlx::query(
+            "SELECT customer_seq, expires_at FROM memberships WHERE segment_id = $1 AND expires_at IS NOT NULL",
+        )
+        .bind(segment.get())
+        .fetch_all(&self.read)
+        .await
+        .map_err(db)?;
         Ok(rows
             .iter()
-            .map(|r| (r.get(0), r.get::<Option<i64>, _>(1).map(Timestamp::from_unix_micros)))
+            .map(|r| (r.get(0), Timestamp::from_unix_micros(r.get(1))))
             .collect())
     }
 

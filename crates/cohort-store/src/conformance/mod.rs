@@ -1454,6 +1454,15 @@ pub async fn the_membership_feed_reads_a_snapshot(store: &dyn Store) {
     let mut members = store.segment_members(ski.id).await.unwrap();
     members.sort();
     assert_eq!(members, vec![(k1, Some(t(9))), (k3, None)]);
+    assert_eq!(store.expiring_members(ski.id).await.unwrap(), vec![(k1, t(9))]);
+    // Plain members page by key; one with an expiry is never among them.
+    store.change_segments(&cid("c1"), &add(&[&bike]), t(1)).await.unwrap();
+    store.change_segments(&cid("c2"), &add(&[&bike]), t(1)).await.unwrap();
+    let k2 = keys[1];
+    assert_eq!(store.plain_members(bike.id, i64::MIN, 2).await.unwrap(), vec![k1, k2]);
+    assert_eq!(store.plain_members(bike.id, k2, 2).await.unwrap(), vec![k3]);
+    assert!(store.plain_members(bike.id, k3, 2).await.unwrap().is_empty());
+    assert_eq!(store.plain_members(ski.id, i64::MIN, 10).await.unwrap(), vec![k3]);
     assert_eq!(
         store.customer_ids(&[k3, 999_999, k1]).await.unwrap(),
         vec![cid("c3"), cid("c1")]
