@@ -3,7 +3,7 @@
 //! The body is read line by line, never whole. Every line is checked; if any fails,
 //! nothing is stored and the answer lists the failed lines.
 
-use axum::Json;
+use crate::json::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};

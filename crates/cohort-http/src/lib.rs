@@ -8,6 +8,7 @@ pub mod auth;
 pub mod bulk;
 mod cors;
 pub mod extract;
+pub mod json;
 mod metrics;
 pub mod problem;
 pub mod routes;

@@ -1,7 +1,6 @@
 //! `/v1/activities`: what customers do. One activity as JSON, or a batch as NDJSON,
 //! acknowledged only once committed; a client-supplied id makes retries idempotent.
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -20,6 +19,7 @@ use crate::AppState;
 use crate::auth::{Auth, Ingest, Read};
 use crate::bulk::{LineReader, require_ndjson};
 use crate::extract::{ApiPath, ApiQuery};
+use crate::json::Json;
 use crate::problem::{ApiResult, Code, LineProblem, LineProblems, Problem, ProblemDocument};
 
 /// Most activities in one NDJSON request.

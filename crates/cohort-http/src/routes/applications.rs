@@ -1,6 +1,5 @@
 //! `/v1/applications`: the channels, sites and storefronts that use cohort.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use cohort_core::{Application, ApplicationId, ApplicationPatch, Currency, Invalid, Name, NameFilter, Origin};
@@ -13,6 +12,7 @@ use super::{Listed, NameListParams, page_request};
 use crate::AppState;
 use crate::auth::{Admin, Auth, Read};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::json::Json;
 use crate::problem::{ApiResult, Problem, ProblemDocument};
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -3,7 +3,6 @@
 //! for a customer, the queue of actions waiting to run and the dead letters, which can
 //! be replayed.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use cohort_app::automation::service::{AutomationRecord, decode_event};
@@ -19,6 +18,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::auth::{Admin, Auth, Read};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::json::Json;
 use crate::problem::{ApiResult, Code, Problem, ProblemDocument};
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -4,7 +4,6 @@
 
 use std::str::FromStr;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -12,7 +11,7 @@ use cohort_app::promotions::service::{BasketRequest, Quote};
 use cohort_core::promotion::record::PromotionCode;
 use cohort_core::{ActivityId, Basket, Currency, CustomerId, Decimal, Invalid, OrderItem, PromotionId};
 use cohort_engine::promotion::{ProductQuery, Reason};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -21,6 +20,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::auth::{Auth, Ingest, Read};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::json::Json;
 use crate::problem::{ApiResult, Code, Problem, ProblemDocument};
 use crate::routes::services::app_id;
 
@@ -150,40 +150,73 @@ fn basket_request(
     })
 }
 
+/// A money amount: a decimal string, written straight into the answer.
+#[derive(Debug, Clone, Copy)]
+pub struct Amount(Decimal);
+
+impl Serialize for Amount {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
+/// What a reason names — a segment, a service, a promotion or a code — written
+/// straight into the answer.
+#[derive(Clone, Copy)]
+pub struct Subject<'a>(&'a dyn std::fmt::Display);
+
+impl std::fmt::Debug for Subject<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.0.to_string())
+    }
+}
+
+impl Serialize for Subject<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self.0)
+    }
+}
+
 /// One promotion's part of a line.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LineDiscountBody {
     pub promotion: i64,
     pub kind: &'static str,
-    pub amount: String,
+    #[schema(value_type = String)]
+    pub amount: Amount,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct LineBody {
-    pub sku: String,
+pub struct LineBody<'a> {
+    pub sku: &'a str,
     pub quantity: u32,
-    pub unit_price: String,
-    pub subtotal: String,
-    pub discount: String,
-    pub total: String,
+    #[schema(value_type = String)]
+    pub unit_price: Amount,
+    #[schema(value_type = String)]
+    pub subtotal: Amount,
+    #[schema(value_type = String)]
+    pub discount: Amount,
+    #[schema(value_type = String)]
+    pub total: Amount,
     pub discounts: Vec<LineDiscountBody>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct GiftBody {
+pub struct GiftBody<'a> {
     pub promotion: i64,
-    pub sku: String,
+    pub sku: &'a str,
     pub quantity: u32,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct AppliedBody {
+pub struct AppliedBody<'a> {
     pub promotion: i64,
-    pub name: String,
-    pub kind: String,
+    pub name: &'a str,
+    pub kind: &'static str,
     /// What it took off (0 for a gift).
-    pub amount: String,
-    pub code: Option<String>,
+    #[schema(value_type = String)]
+    pub amount: Amount,
+    pub code: Option<&'a str>,
 }
 
 /// Why a promotion did not apply: a stable `code` (`not_started`, `ended`, `currency`,
@@ -192,23 +225,24 @@ pub struct AppliedBody {
 /// `code_used_up`, `code_used_up_by_customer`, `code_needs_customer`, `budget_spent`,
 /// `nothing_to_discount`, `excluded`, `not_combinable`) and a sentence.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct NotAppliedBody {
+pub struct NotAppliedBody<'a> {
     pub promotion: i64,
     pub reason: &'static str,
     /// With `"explain": "full"`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<&'a str>,
     /// The reason as a sentence, with `"explain": "full"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// The segment, service or promotion the reason names.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub subject: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub subject: Option<Subject<'a>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct CodeBody {
-    pub code: String,
+pub struct CodeBody<'a> {
+    pub code: &'a str,
     /// `applied`, `unknown`, `expired`, `used_up`, `used_up_by_customer`,
     /// `needs_customer` or `not_applicable`.
     pub status: &'static str,
@@ -216,76 +250,78 @@ pub struct CodeBody {
 
 /// A calculated basket. Money is decimal strings rounded to the currency's minor unit.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct CalculationBody {
+pub struct CalculationBody<'a> {
     /// The order's id (orders only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub order: Option<String>,
-    pub currency: String,
-    pub lines: Vec<LineBody>,
-    pub gifts: Vec<GiftBody>,
-    pub subtotal: String,
-    pub item_discount: String,
-    pub order_discount: String,
-    pub shipping: String,
-    pub shipping_discount: String,
-    pub shipping_total: String,
-    pub total: String,
+    pub order: Option<&'a str>,
+    pub currency: &'a str,
+    pub lines: Vec<LineBody<'a>>,
+    pub gifts: Vec<GiftBody<'a>>,
+    #[schema(value_type = String)]
+    pub subtotal: Amount,
+    #[schema(value_type = String)]
+    pub item_discount: Amount,
+    #[schema(value_type = String)]
+    pub order_discount: Amount,
+    #[schema(value_type = String)]
+    pub shipping: Amount,
+    #[schema(value_type = String)]
+    pub shipping_discount: Amount,
+    #[schema(value_type = String)]
+    pub shipping_total: Amount,
+    #[schema(value_type = String)]
+    pub total: Amount,
     /// In the order they applied.
-    pub applied: Vec<AppliedBody>,
+    pub applied: Vec<AppliedBody<'a>>,
     /// Every other promotion considered, in rank order, with why it did not apply
     /// (as much as `explain` asks for).
-    pub not_applied: Vec<NotAppliedBody>,
-    pub codes: Vec<CodeBody>,
+    pub not_applied: Vec<NotAppliedBody<'a>>,
+    pub codes: Vec<CodeBody<'a>>,
     /// Segmentation services of the application that did not answer: promotions for
     /// their segments could not qualify.
-    pub unanswered_services: Vec<String>,
+    pub unanswered_services: Vec<&'a str>,
 }
 
-fn name_of(quote: &Quote, id: PromotionId) -> String {
-    quote
-        .loaded
-        .catalog
-        .get(id)
-        .map(|p| p.name.as_str().to_owned())
-        .unwrap_or_default()
+fn name_of(quote: &Quote, id: PromotionId) -> &str {
+    quote.loaded.catalog.get(id).map(|p| p.name.as_str()).unwrap_or_default()
 }
 
-fn subject(reason: &Reason) -> Option<String> {
+fn subject(reason: &Reason) -> Option<Subject<'_>> {
     match reason {
-        Reason::SegmentNotAvailable(s) => Some(s.to_string()),
-        Reason::ServiceDidNotAnswer(s) => Some(s.to_string()),
-        Reason::ExcludedBy(p) | Reason::NotCombinable(p) => Some(p.to_string()),
+        Reason::SegmentNotAvailable(s) => Some(Subject(&**s)),
+        Reason::ServiceDidNotAnswer(s) => Some(Subject(s)),
+        Reason::ExcludedBy(p) | Reason::NotCombinable(p) => Some(Subject(p)),
         Reason::CodeExpired(c)
         | Reason::CodeUsedUp(c)
         | Reason::CodeUsedUpByCustomer(c)
-        | Reason::CodeNeedsCustomer(c) => Some(c.clone()),
+        | Reason::CodeNeedsCustomer(c) => Some(Subject(c)),
         _ => None,
     }
 }
 
-fn calculation_body(quote: &Quote, order: Option<&ActivityId>, explain: Explain) -> CalculationBody {
+fn calculation_body<'a>(quote: &'a Quote, order: Option<&'a ActivityId>, explain: Explain) -> CalculationBody<'a> {
     let c = &quote.calculation;
     let full = explain == Explain::Full;
     CalculationBody {
-        order: order.map(|o| o.to_string()),
-        currency: c.currency.to_string(),
+        order: order.map(ActivityId::as_str),
+        currency: c.currency.code(),
         lines: c
             .lines
             .iter()
             .enumerate()
             .map(|(i, l)| LineBody {
-                sku: l.sku.clone(),
+                sku: &l.sku,
                 quantity: l.quantity,
-                unit_price: l.unit_price.to_string(),
-                subtotal: l.subtotal.to_string(),
-                discount: l.discount.to_string(),
-                total: l.total.to_string(),
+                unit_price: Amount(l.unit_price),
+                subtotal: Amount(l.subtotal),
+                discount: Amount(l.discount),
+                total: Amount(l.total),
                 discounts: c
                     .discounts_of(i)
                     .map(|d| LineDiscountBody {
                         promotion: d.promotion.get(),
                         kind: d.kind.as_str(),
-                        amount: d.amount.to_string(),
+                        amount: Amount(d.amount),
                     })
                     .collect(),
             })
@@ -295,26 +331,26 @@ fn calculation_body(quote: &Quote, order: Option<&ActivityId>, explain: Explain)
             .iter()
             .map(|g| GiftBody {
                 promotion: g.promotion.get(),
-                sku: g.sku.clone(),
+                sku: &g.sku,
                 quantity: g.quantity,
             })
             .collect(),
-        subtotal: c.subtotal.to_string(),
-        item_discount: c.item_discount.to_string(),
-        order_discount: c.order_discount.to_string(),
-        shipping: c.shipping.to_string(),
-        shipping_discount: c.shipping_discount.to_string(),
-        shipping_total: c.shipping_total.to_string(),
-        total: c.total.to_string(),
+        subtotal: Amount(c.subtotal),
+        item_discount: Amount(c.item_discount),
+        order_discount: Amount(c.order_discount),
+        shipping: Amount(c.shipping),
+        shipping_discount: Amount(c.shipping_discount),
+        shipping_total: Amount(c.shipping_total),
+        total: Amount(c.total),
         applied: c
             .applied
             .iter()
             .map(|a| AppliedBody {
                 promotion: a.promotion.get(),
                 name: name_of(quote, a.promotion),
-                kind: a.kind.as_str().to_owned(),
-                amount: a.amount.to_string(),
-                code: a.code.clone(),
+                kind: a.kind.as_str(),
+                amount: Amount(a.amount),
+                code: a.code.as_deref(),
             })
             .collect(),
         not_applied: c
@@ -333,11 +369,11 @@ fn calculation_body(quote: &Quote, order: Option<&ActivityId>, explain: Explain)
             .codes
             .iter()
             .map(|r| CodeBody {
-                code: r.code.clone(),
+                code: &r.code,
                 status: r.status.code(),
             })
             .collect(),
-        unanswered_services: quote.unanswered.iter().map(ToString::to_string).collect(),
+        unanswered_services: quote.unanswered.iter().map(|s| s.as_str()).collect(),
     }
 }
 
@@ -353,7 +389,7 @@ async fn calculate(
     State(state): State<AppState>,
     ApiPath(app): ApiPath<String>,
     ApiJson(b): ApiJson<BasketBody>,
-) -> ApiResult<Json<CalculationBody>> {
+) -> ApiResult<Response> {
     let app = app_id(&app)?;
     let request = basket_request(
         b.customer.as_deref(),
@@ -363,7 +399,7 @@ async fn calculate(
         &b.codes,
     )?;
     let quote = state.app.promotions.calculate(&app, &request).await?;
-    Ok(Json(calculation_body(&quote, None, b.explain)))
+    Ok(Json(calculation_body(&quote, None, b.explain)).into_response())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use cohort_app::jobs::JobView;
@@ -18,6 +17,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::auth::{Admin, Auth, Read};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::json::Json;
 use crate::problem::{ApiResult, Code, Problem, ProblemDocument};
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -6,7 +6,6 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, FromRequestParts, State};
@@ -26,6 +25,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::auth::{Auth, Ingest, PublicKey};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, body_problem, parse_json};
+use crate::json::Json;
 use crate::problem::{ApiResult, Code, Problem, ProblemDocument};
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use cohort_app::import::attributes_from_json;
@@ -22,6 +21,7 @@ use super::{Listed, page_request};
 use crate::AppState;
 use crate::auth::{Admin, Auth, Ingest, Read};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::json::Json;
 use crate::problem::{ApiResult, Problem, ProblemDocument};
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -2,7 +2,6 @@
 //! generated codes, exported as CSV), the segment picker, and each application's
 //! discount type priorities.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
@@ -20,6 +19,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::auth::{Admin, Auth, Read};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::json::Json;
 use crate::problem::{ApiResult, Code, Problem, ProblemDocument};
 use crate::routes::services::app_id;
 

@@ -1,7 +1,6 @@
 //! `POST /v1/segments/query`: customers matching a boolean expression over qualified
 //! segments, answered from the in-memory index.
 
-use axum::Json;
 use axum::extract::State;
 use cohort_app::index::Query;
 use cohort_core::{Invalid, QualifiedSegment};
@@ -14,6 +13,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::auth::{Auth, Read};
 use crate::extract::ApiJson;
+use crate::json::Json;
 use crate::problem::{ApiResult, Code, Problem, ProblemDocument};
 
 pub fn router() -> OpenApiRouter<AppState> {

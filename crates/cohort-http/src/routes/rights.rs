@@ -1,7 +1,6 @@
 //! Customer data rights: everything cohort keeps about a customer, as one export, and
 //! the log of deleted customers (a deletion removes everything else).
 
-use axum::Json;
 use axum::extract::State;
 use cohort_core::{ActivityFilter, CustomerId, PageRequest, ServiceId, Timestamp};
 use cohort_store::StoreError;
@@ -17,6 +16,7 @@ use super::{Listed, page_request};
 use crate::AppState;
 use crate::auth::{Admin, Auth, Read};
 use crate::extract::{ApiPath, ApiQuery};
+use crate::json::Json;
 use crate::problem::{ApiResult, Code, Problem, ProblemDocument};
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -1,6 +1,5 @@
 //! `/v1/segments`: the characteristics customers are sorted by.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use cohort_core::segment::NewSegment;
@@ -17,6 +16,7 @@ use super::{Listed, page_request};
 use crate::AppState;
 use crate::auth::{Admin, Auth, Read};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::json::Json;
 use crate::problem::{ApiResult, ProblemDocument};
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -1,7 +1,6 @@
 //! `/v1/segmentation-services`: the sources of segments, their activation per
 //! application, membership imports, and the segment provider of an application.
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -21,6 +20,7 @@ use crate::AppState;
 use crate::auth::{Admin, Auth, Ingest, Read};
 use crate::bulk::{LineReader, require_ndjson};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::json::Json;
 use crate::problem::{ApiResult, Code, LineProblem, LineProblems, Problem, ProblemDocument};
 
 /// Most lines in one membership import request.

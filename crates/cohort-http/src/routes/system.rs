@@ -1,6 +1,5 @@
 //! Unauthenticated system routes: health, metrics and the OpenAPI document.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
@@ -10,6 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
+use crate::json::Json;
 use crate::problem::{Code, Problem, ProblemDocument};
 
 pub fn router() -> OpenApiRouter<AppState> {

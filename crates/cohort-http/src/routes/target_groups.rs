@@ -1,6 +1,5 @@
 //! `/v1/target-groups`: groups of visitors with similar behaviour.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use cohort_core::target_group::NewTargetGroup;
@@ -15,6 +14,7 @@ use super::{Listed, NameListParams, page_request};
 use crate::AppState;
 use crate::auth::{Admin, Auth, Read};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::json::Json;
 use crate::problem::{ApiResult, ProblemDocument};
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -2,7 +2,6 @@
 //! `cohort-app/src/targeting/rules.rs` and the README), and `/v1/visitors/{id}`: what
 //! cohort keeps of a visitor.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use cohort_app::targeting::RuleRecord;
@@ -18,6 +17,7 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::auth::{Admin, Auth, Read};
 use crate::extract::{ApiJson, ApiPath};
+use crate::json::Json;
 use crate::problem::{ApiResult, Problem, ProblemDocument};
 
 pub fn router() -> OpenApiRouter<AppState> {
