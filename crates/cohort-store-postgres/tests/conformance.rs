@@ -181,3 +181,68 @@ async fn a_log_position_committed_late_is_read_as_a_gap_and_a_rolled_back_one_is
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// Activities keep their customer's key without a foreign key: a customer deleted while
+/// a batch records activities for it waits for the batch's locks, then deletes what it
+/// recorded too, so no activity outlives its customer.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: run with --include-ignored (scripts/test does when PostgreSQL answers)"]
+async fn a_customer_deleted_while_a_batch_records_for_it_keeps_no_activity() {
+    use cohort_core::{Activity, ActivityId, ActivityType, Attributes, CustomerId, NewCustomer, Timestamp};
+
+    let test = fresh().await;
+    let url = PgConnectOptions::from_str(&test.server)
+        .expect("postgres url")
+        .database(&test.database);
+    let mut watch = PgConnection::connect_with(&url).await.unwrap();
+    let at = Timestamp::from_unix_micros(1_000_000);
+    let customer = CustomerId::parse("id", "c1").unwrap();
+    test.create_customer(
+        &NewCustomer::new(customer.clone(), Attributes::default(), true, false).unwrap(),
+        at,
+    )
+    .await
+    .unwrap();
+    let login = |id: &str| {
+        Activity::new(
+            ActivityId::parse("id", id).unwrap(),
+            customer.clone(),
+            ActivityType::parse("type", "login").unwrap(),
+            at,
+            Attributes::default(),
+            None,
+        )
+        .unwrap()
+    };
+    let mut batch = test.begin_recording(at).await.unwrap();
+    batch.write(&[login("a1"), login("a2")], 0).await.unwrap();
+
+    // The deletion runs until it waits for a lock the batch holds; then the batch commits.
+    let deleting = test.delete_customer(&customer, at);
+    let committing = async {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                 WHERE NOT l.granted AND a.datname = current_database()",
+            )
+            .fetch_one(&mut watch)
+            .await
+            .unwrap();
+            if waiting > 0 {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the deletion waits for the batch");
+            tokio::task::yield_now().await;
+        }
+        batch.commit().await
+    };
+    let (deleted, committed) = tokio::join!(deleting, committing);
+    deleted.unwrap();
+    assert_eq!(committed.unwrap().recorded, 2);
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM activities")
+        .fetch_one(&mut watch)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "no activity outlives its customer");
+}

@@ -156,8 +156,9 @@ fn encode(activities: &[Activity], seqs: &HashMap<String, i64>, first: usize) ->
 /// Nothing may abort a statement half-way, or SQLite keeps a statement journal that
 /// copies every page the insert touches (half the time of a batch): `OR IGNORE` rather
 /// than `ON CONFLICT (id) DO NOTHING` (the id is the only constraint a row can break;
-/// columns that must not be NULL are always bound), and the customer reference is
-/// checked at commit (migration 0006; every customer was looked up first).
+/// columns that must not be NULL are always bound), and the activity keeps its
+/// customer's key without a foreign key (migration 0014): every customer was looked up
+/// under the write lock, and deleting a customer deletes its activities.
 async fn insert(tx: &mut Transaction<'static, Sqlite>, rows: &[Row], now: Timestamp) -> StoreResult<(u64, Vec<usize>)> {
     let (mut recorded, mut retried) = (0, Vec::new());
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {

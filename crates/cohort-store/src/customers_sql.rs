@@ -81,14 +81,22 @@ macro_rules! sql_customer_store {
 
                 async fn delete_customer(&self, id: &CustomerId, now: Timestamp) -> StoreResult<()> {
                     let mut tx = self.$write.$begin($($arg),*).await.map_err($db)?;
-                    let done = sqlx::query("DELETE FROM customers WHERE id = $1")
+                    // The customer row first: it waits for writers holding it (a batch
+                    // recording activities for it), so the activities deleted next are
+                    // all it will ever have (they keep its key without a foreign key).
+                    let seq: Option<i64> = sqlx::query_scalar("DELETE FROM customers WHERE id = $1 RETURNING seq")
                         .bind(id.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err($db)?;
+                    let Some(seq) = seq else {
+                        return Err(StoreError::not_found("customer", id));
+                    };
+                    sqlx::query("DELETE FROM activities WHERE customer_seq = $1")
+                        .bind(seq)
                         .execute(&mut *tx)
                         .await
                         .map_err($db)?;
-                    if done.rows_affected() == 0 {
-                        return Err(StoreError::not_found("customer", id));
-                    }
                     sqlx::query("INSERT INTO deletions (customer_id, deleted_at) VALUES ($1, $2)")
                         .bind(id.as_str())
                         .bind(now.unix_micros())

@@ -283,7 +283,12 @@ pub struct CalculationBody<'a> {
 }
 
 fn name_of(quote: &Quote, id: PromotionId) -> &str {
-    quote.loaded.catalog.get(id).map(|p| p.name.as_str()).unwrap_or_default()
+    quote
+        .loaded
+        .catalog
+        .get(id)
+        .map(|p| p.name.as_str())
+        .unwrap_or_default()
 }
 
 fn subject(reason: &Reason) -> Option<Subject<'_>> {
