@@ -1,7 +1,7 @@
 //! Customers on PostgreSQL: the shared SQL of `cohort_store::sql_customer_store!`, with
 //! attributes stored as `jsonb` and a patched customer's row locked first. The triggers
-//! and cascades of a delete (memberships, activities, the membership log) run in its
-//! transaction.
+//! and cascades of a delete (memberships, the membership log) and the deletion of its
+//! activities run in its transaction.
 
 use sqlx::PgConnection;
 use sqlx::postgres::PgRow;

@@ -1,7 +1,7 @@
 -- Activities keep their customer's key without a foreign key. The reference cost every
--- inserted row a lookup of its customer (about a fifth of an insert), although every
+-- inserted row a lookup of its customer (about a sixth of an insert), although every
 -- writer already holds what it guarantees: activities are written only by the one
--- writer, after looking their customers up in its transaction, and deleting a customer
+-- writer, after looking their customers up under its write lock, and deleting a customer
 -- deletes its activities in the same transaction (`delete_customer`), no longer by a
 -- cascade. SQLite cannot drop a constraint, so the table is rebuilt with the same columns.
 
