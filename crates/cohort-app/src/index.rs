@@ -19,6 +19,8 @@ use crate::Clock;
 
 /// Log entries applied per store read.
 const CHANGES_PER_READ: u32 = 10_000;
+/// A segment's members (those without an expiry) read per store call when building.
+const MEMBERS_PER_READ: u32 = 100_000;
 /// Log entries read again when the index is built: their transactions may not have
 /// committed when the snapshot was read (applying an entry twice changes nothing).
 pub const REPLAYED_AT_BUILD: i64 = 100_000;
@@ -247,17 +249,21 @@ impl LiveIndex {
         }
         for segment in self.store.segment_ids().await? {
             let s = key(segment.get())?;
-            let members = self.store.segment_members(segment).await?;
-            let (plain, expiring): (Vec<_>, Vec<_>) = members.into_iter().partition(|(_, e)| e.is_none());
-            fresh.index.extend(
-                s,
-                plain
-                    .into_iter()
-                    .map(|(c, _)| key(c))
-                    .collect::<StoreResult<Vec<_>>>()?,
-            );
-            for (c, expires) in expiring {
-                fresh.set(s, key(c)?, expires, now);
+            let mut after = i64::MIN;
+            loop {
+                let page = self.store.plain_members(segment, after, MEMBERS_PER_READ).await?;
+                let Some(last) = page.last() else { break };
+                after = *last;
+                let full = page.len() == MEMBERS_PER_READ as usize;
+                fresh
+                    .index
+                    .extend(s, page.into_iter().map(key).collect::<StoreResult<Vec<_>>>()?);
+                if !full {
+                    break;
+                }
+            }
+            for (c, expires) in self.store.expiring_members(segment).await? {
+                fresh.set(s, key(c)?, Some(expires), now);
             }
         }
         fresh.position = Some((position - REPLAYED_AT_BUILD).max(0));

@@ -360,26 +360,6 @@ pub trait MembershipFeed: Send + Sync + 'static {
     async fn plain_members(&self, segment: SegmentId, after: i64, limit: u32) -> StoreResult<Vec<i64>>;
     /// The segment's members with an expiry (expired ones too), with it.
     async fn expiring_members(&self, segment: SegmentId) -> StoreResult<Vec<(i64, Timestamp)>>;
-    /// The members of a segment (expired memberships too) with their expiry: pages of
-    /// the plain ones, then those with an expiry.
-    async fn segment_members(&self, segment: SegmentId) -> StoreResult<Vec<(i64, Option<Timestamp>)>> {
-        const PAGE: u32 = 100_000;
-        let mut members = Vec::new();
-        let mut after = i64::MIN;
-        loop {
-            let page = self.plain_members(segment, after, PAGE).await?;
-            let Some(last) = page.last() else { break };
-            after = *last;
-            let full = page.len() == PAGE as usize;
-            members.extend(page.into_iter().map(|k| (k, None)));
-            if !full {
-                break;
-            }
-        }
-        let expiring = self.expiring_members(segment).await?;
-        members.extend(expiring.into_iter().map(|(k, at)| (k, Some(at))));
-        Ok(members)
-    }
     /// Log entries after `after` and at the positions of `gaps`, in order, at most `limit`.
     async fn read_membership_log(&self, after: i64, gaps: &[i64], limit: u32) -> StoreResult<LogRead>;
     /// Log entries after `after`, in order, at most `limit`.
