@@ -25,6 +25,7 @@ use tokio::sync::Mutex;
 
 use crate::Clock;
 use crate::automation::Automations;
+use crate::profiles::Profiles;
 use crate::builders::parse_builder;
 use crate::schedule::Schedule;
 
@@ -170,17 +171,31 @@ pub struct Builds {
     clock: Arc<dyn Clock>,
     /// Told of every customer a build finished (`segments_built`).
     automation: Arc<Automations>,
+    /// Told of every customer a build changed.
+    profiles: Arc<Profiles>,
     turn: Mutex<()>,
 }
 
 impl Builds {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, automation: Arc<Automations>) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        automation: Arc<Automations>,
+        profiles: Arc<Profiles>,
+    ) -> Self {
         Self {
             store,
             clock,
             automation,
+            profiles,
             turn: Mutex::new(()),
         }
+    }
+
+    /// Drops the kept profiles of the customers whose memberships `changes` changed.
+    fn forget(&self, changes: &[BuildChange]) {
+        let changed = changes.iter().filter(|c| !c.add.is_empty() || !c.remove.is_empty());
+        self.profiles.forget_keys(changed.map(|c| c.customer));
     }
 
     /// Tells automation that building finished for these customers (after their
@@ -424,6 +439,7 @@ impl Builds {
             let current = by_customer(self.store.group_memberships(&groups, range, now).await?);
             let changes = changes(loaded, &inputs, &current, now, measured.as_deref_mut());
             let summary = self.store.apply_build(&changes, now).await?;
+            self.forget(&changes);
             total.added += summary.added;
             total.removed += summary.removed;
             *customers += inputs.len() as u64;
@@ -467,6 +483,7 @@ impl Builds {
             );
             let changes = changes(&loaded, &inputs, &current, now, None);
             report.absorb(self.store.apply_build(&changes, now).await?);
+            self.forget(&changes);
         }
         self.store.built(&queued).await?;
         report.customers = queued.len() as u64;

@@ -3,7 +3,8 @@
 //!
 //! Queries run on memory only. `catch_up` applies the log written since the last call
 //! (by this process or any other); the serve loop calls it every few hundred
-//! milliseconds and request handlers call it right after their own membership writes.
+//! milliseconds and every query calls it first. Each customer the log names is also
+//! forgotten by the profiles kept in memory (`profiles.rs`).
 //! Memberships with an expiry leave the index when their time comes (`now` from the
 //! injected clock).
 
@@ -16,6 +17,7 @@ use cohort_store::{LogRead, MembershipChange, Store, StoreError, StoreResult};
 use tokio::sync::Mutex;
 
 use crate::Clock;
+use crate::profiles::Profiles;
 
 /// Log entries applied per store read.
 const CHANGES_PER_READ: u32 = 10_000;
@@ -172,13 +174,16 @@ pub struct LiveIndex {
     state: RwLock<State>,
     /// One catch-up at a time.
     updating: Mutex<()>,
+    /// Told of every customer the log names.
+    profiles: Arc<Profiles>,
 }
 
 impl LiveIndex {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, profiles: Arc<Profiles>) -> Self {
         Self {
             store,
             clock,
+            profiles,
             state: RwLock::new(State::default()),
             updating: Mutex::new(()),
         }
@@ -190,6 +195,8 @@ impl LiveIndex {
         let built = self.state.read().expect("index lock").position.is_some();
         if !built {
             self.build().await?;
+            // Profiles read before the snapshot would not be named by the log after it.
+            self.profiles.forget_all();
         }
         loop {
             let (position, gaps) = {
@@ -204,6 +211,9 @@ impl LiveIndex {
                 .read_membership_log(position, &gaps, CHANGES_PER_READ)
                 .await?;
             let complete = read.changes.len() < CHANGES_PER_READ as usize;
+            if !read.changes.is_empty() {
+                self.profiles.forget_keys(read.changes.iter().map(|c| c.customer));
+            }
             let now = self.clock.now();
             let unbounded = {
                 let mut state = self.state.write().expect("index lock");

@@ -16,6 +16,7 @@ pub mod index;
 pub mod jobs;
 pub mod keys;
 mod open;
+pub mod profiles;
 pub mod promotions;
 pub mod provider;
 pub mod schedule;
@@ -36,6 +37,9 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub keys: Arc<Keys>,
     pub segments: Arc<provider::SegmentProvider>,
+    /// Known customers' profiles in memory: every writer of a customer's facts or
+    /// memberships in this process forgets its entry after committing.
+    pub profiles: Arc<profiles::Profiles>,
     pub index: Arc<index::LiveIndex>,
     pub builds: Arc<building::Builds>,
     pub jobs: Arc<jobs::Jobs>,
@@ -48,13 +52,20 @@ impl App {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
         let keys = Arc::new(Keys::new(store.clone(), clock.clone()));
         let segments = Arc::new(provider::SegmentProvider::new(store.clone(), clock.clone()));
-        let index = Arc::new(index::LiveIndex::new(store.clone(), clock.clone()));
+        let profiles = segments.profiles.clone();
+        let index = Arc::new(index::LiveIndex::new(store.clone(), clock.clone(), profiles.clone()));
         let automation = Arc::new(automation::Automations::new(
             store.clone(),
             clock.clone(),
             index.clone(),
+            profiles.clone(),
         ));
-        let builds = Arc::new(building::Builds::new(store.clone(), clock.clone(), automation.clone()));
+        let builds = Arc::new(building::Builds::new(
+            store.clone(),
+            clock.clone(),
+            automation.clone(),
+            profiles.clone(),
+        ));
         let jobs = Arc::new(jobs::Jobs::new(builds.clone(), clock.clone()));
         let promotions = Arc::new(promotions::service::Promotions::new(
             store.clone(),
@@ -73,6 +84,7 @@ impl App {
             clock,
             keys,
             segments,
+            profiles,
             index,
             builds,
             jobs,

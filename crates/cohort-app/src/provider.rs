@@ -13,11 +13,12 @@ use std::sync::{Arc, Mutex};
 use cohort_core::{
     ApplicationId, CustomerId, Membership, QualifiedSegment, SegmentationService, ServiceId, ServiceKind, Timestamp,
 };
-use cohort_store::{CustomerFacts, Store, StoreError, StoreResult};
+use cohort_store::{Store, StoreResult};
 use futures::future::join_all;
 
 use crate::Clock;
 use crate::external::{ExternalSegment, ExternalServices, Unanswered};
+use crate::profiles::{Cached, Profiles};
 
 /// A segment as the provider returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +54,8 @@ pub struct SegmentProvider {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     external: ExternalServices,
+    /// Known customers' profiles, kept current by every writer.
+    pub profiles: Arc<Profiles>,
     /// Each application's active and available services, with when they were read.
     services: Mutex<HashMap<ApplicationId, (Timestamp, ServicesOf)>>,
     /// Moves with every `services_changed`: a read that started before a change is not kept.
@@ -66,6 +69,7 @@ impl SegmentProvider {
             store,
             clock,
             external,
+            profiles: Arc::new(Profiles::default()),
             services: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
         }
@@ -74,6 +78,7 @@ impl SegmentProvider {
     /// To be called after a service, its availability, its settings or its activation in
     /// an application changed: the next answers read them again.
     pub fn services_changed(&self) {
+        self.profiles.forget_all();
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.services.lock().expect("services lock").clear();
     }
@@ -106,17 +111,16 @@ impl SegmentProvider {
     /// The customer's segments in the application. A customer cohort does not know
     /// has no stored segments; http services are asked all the same.
     pub async fn customer_segments(&self, app: &ApplicationId, customer: &CustomerId) -> StoreResult<Provided> {
-        Ok(self.customer_segments_and_facts(app, customer, false).await?.0)
+        Ok(self.customer_segments_and_profile(app, customer).await?.0)
     }
 
-    /// The customer's segments in the application and, with `facts`, its attributes
-    /// and order count read with them (`None`: a customer cohort does not know).
-    pub async fn customer_segments_and_facts(
+    /// The customer's segments in the application and the profile they were taken
+    /// from, with its facts (`None`: a customer cohort does not know).
+    pub async fn customer_segments_and_profile(
         &self,
         app: &ApplicationId,
         customer: &CustomerId,
-        facts: bool,
-    ) -> StoreResult<(Provided, Option<CustomerFacts>)> {
+    ) -> StoreResult<(Provided, Option<Arc<Cached>>)> {
         let started = tokio::time::Instant::now();
         let services = self.services(app).await?;
         let stored: Vec<ServiceId> = services
@@ -125,18 +129,7 @@ impl SegmentProvider {
             .map(|s| s.id.clone())
             .collect();
         let now = self.clock.now();
-        let stored_read = async {
-            if facts {
-                return Ok(match self.store.customer_profile(customer, &stored, now).await? {
-                    Some((facts, rows)) => (rows, Some(facts)),
-                    None => (Vec::new(), None),
-                });
-            }
-            match self.store.customer_service_segments(customer, &stored, now).await {
-                Err(StoreError::NotFound { .. }) => Ok((Vec::new(), None)),
-                other => other.map(|rows| (rows, None)),
-            }
-        };
+        let stored_read = self.profiles.profile(self.store.as_ref(), customer, &stored, now);
         let asked = join_all(services.iter().filter_map(|s| match &s.kind {
             ServiceKind::Http(settings) => Some(async move {
                 (
@@ -149,21 +142,22 @@ impl SegmentProvider {
             _ => None,
         }));
         let (stored_read, answers) = futures::join!(stored_read, asked);
-        let (stored_rows, facts) = stored_read?;
+        let profile = stored_read?;
         let mut provided = Provided::default();
-        for (membership, grouped) in stored_rows {
+        let held = profile.iter().flat_map(|p| &p.profile.memberships);
+        for (membership, grouped) in held.filter(|(m, _)| m.is_live(now)) {
             provided.segments.push(ProvidedSegment {
                 qualified: QualifiedSegment {
                     service: grouped.group.service.clone(),
                     group: Some(grouped.group.reference.clone()),
                     segment: grouped.segment.reference.clone(),
                 },
-                name: grouped.segment.name.into_string(),
-                membership: Some(membership),
+                name: grouped.segment.name.to_string(),
+                membership: Some(membership.clone()),
             });
         }
         collect_external(&mut provided, answers);
-        Ok((provided, facts))
+        Ok((provided, profile))
     }
 
     /// Every segment available in the application.

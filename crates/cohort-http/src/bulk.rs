@@ -58,6 +58,10 @@ pub async fn bulk_upsert(
     }
     let line_no = lines.line_no;
     let report = importer.finish().await?;
+    if report.written > 0 {
+        // A whole import's customers: cheaper forgotten at once than one by one.
+        state.app.profiles.forget_all();
+    }
     if report.failed > 0 {
         let mut problem =
             Problem::new(Code::InvalidLines).detail(format!("{} of {line_no} lines are invalid", report.failed));

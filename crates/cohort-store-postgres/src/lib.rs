@@ -25,8 +25,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cohort_core::{CustomerId, Membership, ServiceId, Timestamp};
-use cohort_store::{CustomerFacts, GroupedSegment, Store, StoreError, StoreResult};
+use cohort_core::{CustomerId, ServiceId, Timestamp};
+use cohort_store::{CustomerProfile, Store, StoreError, StoreResult};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use error::db;
@@ -89,7 +89,7 @@ impl Store for PostgresStore {
         customer: &CustomerId,
         services: &[ServiceId],
         now: Timestamp,
-    ) -> StoreResult<Option<(CustomerFacts, Vec<(Membership, GroupedSegment)>)>> {
+    ) -> StoreResult<Option<CustomerProfile>> {
         promotions::profile(&self.pool, customer, services, now).await
     }
 }

@@ -26,8 +26,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use cohort_core::{CustomerId, Membership, ServiceId, Timestamp};
-use cohort_store::{CustomerFacts, GroupedSegment, Store, StoreError, StoreResult};
+use cohort_core::{CustomerId, ServiceId, Timestamp};
+use cohort_store::{CustomerProfile, Store, StoreError, StoreResult};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use error::db;
@@ -107,7 +107,7 @@ impl Store for SqliteStore {
         customer: &CustomerId,
         services: &[ServiceId],
         now: Timestamp,
-    ) -> StoreResult<Option<(CustomerFacts, Vec<(Membership, GroupedSegment)>)>> {
+    ) -> StoreResult<Option<CustomerProfile>> {
         promotions::profile(&self.read, customer, services, now).await
     }
 }

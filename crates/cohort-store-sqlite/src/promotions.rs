@@ -2,9 +2,9 @@
 //! write transactions that take the write lock at once; the one writer makes every
 //! limit exact without row locks.
 
-use cohort_core::{CustomerId, Membership, ServiceId, Timestamp};
+use cohort_core::{CustomerId, ServiceId, Timestamp};
 use cohort_store::codec::{decode_attributes, decode_memberships};
-use cohort_store::{CustomerFacts, GroupedSegment, StoreResult};
+use cohort_store::{CustomerFacts, CustomerProfile, StoreResult};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 
@@ -63,9 +63,9 @@ pub(crate) async fn profile(
     customer: &CustomerId,
     services: &[ServiceId],
     now: Timestamp,
-) -> StoreResult<Option<(CustomerFacts, Vec<(Membership, GroupedSegment)>)>> {
-    let row: Option<(String, i64, String, bool)> = sqlx::query_as(
-        "SELECT c.attributes,
+) -> StoreResult<Option<CustomerProfile>> {
+    let row: Option<(i64, String, i64, String, bool)> = sqlx::query_as(
+        "SELECT c.seq, c.attributes,
                 (SELECT count(*) FROM activities a WHERE a.customer_seq = c.seq AND a.type = 'order'),
                 (SELECT json_group_array(json_array(
                      m.segment_id, m.source, m.assigned_at, m.application_counter, m.expires_at,
@@ -83,7 +83,7 @@ pub(crate) async fn profile(
     .fetch_optional(pool)
     .await
     .map_err(db)?;
-    let Some((attributes, orders, memberships, profiling_consent)) = row else {
+    let Some((key, attributes, orders, memberships, profiling_consent)) = row else {
         return Ok(None);
     };
     let facts = CustomerFacts {
@@ -95,5 +95,9 @@ pub(crate) async fn profile(
     held.sort_by(|(_, a), (_, b)| {
         (&a.group.service, a.group.id, a.segment.id).cmp(&(&b.group.service, b.group.id, b.segment.id))
     });
-    Ok(Some((facts, held)))
+    Ok(Some(CustomerProfile {
+        key,
+        facts,
+        memberships: held,
+    }))
 }

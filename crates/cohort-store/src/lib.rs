@@ -22,7 +22,7 @@ pub use automation::{
     AutomationStore, DeadLetter, Job, JobEffect, NewJob, ScheduleProgress, ScheduleRun, StoredAutomationRule,
 };
 pub use error::{StoreError, StoreResult};
-pub use promotions::{CustomerFacts, OrderOutcome, OrderPlacement, PromotionStore};
+pub use promotions::{CustomerFacts, CustomerProfile, OrderOutcome, OrderPlacement, PromotionStore};
 pub use store::{
     ActivityRecording, ActivityStore, ApplicationStore, BuildChange, BuildInput, BuildSelection, BuildSummary,
     BuilderStore, CustomerFilter, CustomerImport, CustomerStore, Deletion, GroupedSegment, ImportMode, ImportSummary,

@@ -20,6 +20,15 @@ pub struct CustomerFacts {
     pub profiling_consent: bool,
 }
 
+/// A known customer as a calculation reads it: its key (the `customer_seq` of the
+/// membership log), its facts and its live memberships in the services asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerProfile {
+    pub key: i64,
+    pub facts: CustomerFacts,
+    pub memberships: Vec<(cohort_core::Membership, crate::GroupedSegment)>,
+}
+
 /// An order to place: everything its calculation decided, written together.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderPlacement {

@@ -73,24 +73,15 @@ pub trait Store:
     /// Checks that the database answers.
     async fn ping(&self) -> StoreResult<()>;
 
-    /// A customer's facts and live memberships in stored segments of the given services,
-    /// read together (a basket calculation needs both); `None` for a customer cohort
-    /// does not know.
+    /// A customer's key, facts and live memberships in stored segments of the given
+    /// services, read together (a basket calculation needs all of them); `None` for a
+    /// customer cohort does not know.
     async fn customer_profile(
         &self,
         customer: &CustomerId,
         services: &[ServiceId],
         now: Timestamp,
-    ) -> StoreResult<Option<(crate::CustomerFacts, Vec<(Membership, GroupedSegment)>)>> {
-        let Some(facts) = self.customer_facts(customer).await? else {
-            return Ok(None);
-        };
-        match self.customer_service_segments(customer, services, now).await {
-            Ok(rows) => Ok(Some((facts, rows))),
-            Err(crate::StoreError::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
-    }
+    ) -> StoreResult<Option<crate::CustomerProfile>>;
 }
 
 #[async_trait]

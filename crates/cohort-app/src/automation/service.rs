@@ -32,6 +32,7 @@ use sha2::Sha256;
 use super::parse_automation_rule;
 use crate::Clock;
 use crate::index::LiveIndex;
+use crate::profiles::Profiles;
 
 /// How long a look at the store's automation version is trusted.
 const FRESH_MICROS: i64 = 1_000_000;
@@ -82,6 +83,8 @@ pub struct Automations {
     pub(super) clock: Arc<dyn Clock>,
     /// Selects the candidates of scheduled rules.
     pub(super) index: Arc<LiveIndex>,
+    /// Told of every customer an action changed.
+    profiles: Arc<Profiles>,
     http: reqwest::Client,
     /// Signs webhook bodies (HMAC-SHA256).
     webhook_key: RwLock<Vec<u8>>,
@@ -92,13 +95,14 @@ pub struct Automations {
 
 impl Automations {
     /// Webhooks are signed with a random per-process key until `set_webhook_secret`.
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, index: Arc<LiveIndex>) -> Self {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, index: Arc<LiveIndex>, profiles: Arc<Profiles>) -> Self {
         let mut webhook_key = vec![0u8; 32];
         rand::rng().fill(&mut webhook_key[..]);
         Self {
             store,
             clock,
             index,
+            profiles,
             http: reqwest::Client::builder()
                 .timeout(std::time::Duration::from_secs(10))
                 .build()
@@ -548,6 +552,7 @@ impl Automations {
         }
         if !succeeded.is_empty() {
             let outcomes = self.store.complete_jobs(&succeeded, now).await?;
+            self.profiles.forget_each(succeeded.iter().map(|(job, _)| &job.customer));
             for ((job, _), outcome) in succeeded.into_iter().zip(outcomes) {
                 if let Err(error) = outcome {
                     failed.push((job, error.to_string()));
@@ -712,6 +717,9 @@ impl Automations {
                     .record_activities(&[activity], now)
                     .await
                     .map_err(store_error)?;
+                if kind.is_order() {
+                    self.profiles.forget(customer);
+                }
                 JobEffect::Nothing
             }
             AutomationAction::Webhook { url } => {

@@ -21,10 +21,11 @@ use cohort_engine::promotion::{
     Availability, Calculation, Catalog, CodeState, CodeUse, Context, EnteredCode, ProductQuery, calculate,
     product_promotions,
 };
-use cohort_store::{CustomerFacts, OrderOutcome, OrderPlacement, Store, StoreError, StoreResult};
+use cohort_store::{OrderOutcome, OrderPlacement, Store, StoreError, StoreResult};
 use serde_json::Value;
 
 use crate::Clock;
+use crate::profiles::Cached;
 use crate::provider::SegmentProvider;
 
 use super::codes::CodeSpec;
@@ -331,9 +332,9 @@ impl Promotions {
             match customer {
                 Some(c) => self
                     .segments
-                    .customer_segments_and_facts(app, c, true)
+                    .customer_segments_and_profile(app, c)
                     .await
-                    .map(|(provided, facts)| (Some(provided), facts)),
+                    .map(|(provided, profile)| (Some(provided), profile)),
                 None => Ok((None, None)),
             }
         };
@@ -343,7 +344,7 @@ impl Promotions {
                 None => Ok(Vec::new()),
             }
         };
-        let ((segments, facts), codes, spent, availability) =
+        let ((segments, profile), codes, spent, availability) =
             tokio::try_join!(segments, codes, self.spent(loaded), self.availability(loaded, app))?;
         let (held, unanswered) = match segments {
             Some(p) => (
@@ -355,7 +356,7 @@ impl Promotions {
         Ok(Inputs {
             held,
             unanswered,
-            facts,
+            profile,
             codes,
             spent,
             availability,
@@ -372,7 +373,7 @@ impl Promotions {
         let calculation = calculate(&loaded.catalog, &ctx, &request.basket);
         Ok(Quote {
             calculation,
-            orders: inputs.facts.as_ref().map(|f| f.orders),
+            orders: inputs.profile.as_ref().map(|p| p.profile.facts.orders),
             unanswered: inputs.unanswered,
             loaded,
         })
@@ -409,7 +410,15 @@ impl Promotions {
         answer: impl Fn(&ActivityId, &Quote) -> String,
     ) -> StoreResult<PlacedOrder> {
         let id = id.unwrap_or_else(crate::activities::new_activity_id);
+        let forget = || {
+            if let Some(customer) = &request.customer {
+                self.segments.profiles.forget(customer);
+            }
+        };
         for _ in 0..ORDER_ATTEMPTS {
+            // An order is placed on the customer as stored, not as kept in memory (its
+            // order count may have moved in another process); placing it moves the count.
+            forget();
             let quote = self.calculate(app, request).await?;
             let calc = &quote.calculation;
             let text = answer(&id, &quote);
@@ -431,6 +440,7 @@ impl Promotions {
             let placement = self.placement(&id, app, request, &quote, text.clone())?;
             match self.store.place_order(&placement).await? {
                 OrderOutcome::Placed => {
+                    forget();
                     return Ok(PlacedOrder {
                         id,
                         answer: text,
@@ -574,7 +584,8 @@ fn has_first_order(tree: &Tree<PromotionCondition>) -> bool {
 struct Inputs {
     held: Vec<QualifiedSegment>,
     unanswered: Vec<ServiceId>,
-    facts: Option<CustomerFacts>,
+    /// The known customer as read (its facts).
+    profile: Option<Arc<Cached>>,
     codes: Vec<EnteredCode>,
     spent: HashMap<PromotionId, Decimal>,
     availability: Arc<Availability>,
@@ -588,8 +599,8 @@ impl Inputs {
             now,
             application: app,
             customer,
-            attributes: self.facts.as_ref().map_or(&self.none, |f| &f.attributes),
-            previous_orders: self.facts.as_ref().map(|f| f.orders),
+            attributes: self.profile.as_ref().map_or(&self.none, |p| &p.profile.facts.attributes),
+            previous_orders: self.profile.as_ref().map(|p| p.profile.facts.orders),
             segments: &self.held,
             availability: &self.availability,
             unanswered: &self.unanswered,

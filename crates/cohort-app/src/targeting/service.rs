@@ -564,8 +564,8 @@ impl TargetingService {
     /// ones, with their counters) and its consent; `None` for a customer cohort does
     /// not know.
     async fn profile(&self, app: &ApplicationId, customer: &CustomerId) -> StoreResult<Option<Profile>> {
-        let (provided, facts) = self.segments.customer_segments_and_facts(app, customer, true).await?;
-        let Some(facts) = facts else { return Ok(None) };
+        let (provided, profile) = self.segments.customer_segments_and_profile(app, customer).await?;
+        let Some(profile) = profile else { return Ok(None) };
         let segments = provided
             .segments
             .into_iter()
@@ -580,7 +580,7 @@ impl TargetingService {
             .collect();
         Ok(Some(Profile {
             segments,
-            profiling_consent: facts.profiling_consent,
+            profiling_consent: profile.profile.facts.profiling_consent,
         }))
     }
 
@@ -640,7 +640,10 @@ impl TargetingService {
                 remove: Vec::new(),
             };
             match self.store.change_segments(customer, &change, now).await {
-                Ok(_) => round += 1,
+                Ok(_) => {
+                    self.segments.profiles.forget(customer);
+                    round += 1;
+                }
                 // A segment that no longer exists (deleted, or a page's made-up tag):
                 // leave it out and give the others.
                 Err(StoreError::DanglingReference { .. }) if !pruned => {
@@ -674,7 +677,13 @@ impl TargetingService {
             })
             .collect::<Result<_, _>>()?;
         match self.store.record_activities(&activities, now).await {
-            Ok(_) | Err(StoreError::DanglingReference { .. } | StoreError::NotFound { .. }) => Ok(()),
+            Ok(_) => {
+                if activities.iter().any(|a| a.kind.is_order()) {
+                    self.segments.profiles.forget(customer);
+                }
+                Ok(())
+            }
+            Err(StoreError::DanglingReference { .. } | StoreError::NotFound { .. }) => Ok(()),
             Err(e) => Err(e),
         }
     }

@@ -170,6 +170,9 @@ async fn record(
             .record_activities(std::slice::from_ref(&activity), now)
             .await
             .map_err(|e| dangling(e, &[1]))?;
+        if activity.kind.is_order() {
+            state.app.profiles.forget(&activity.customer);
+        }
         let status = if summary.recorded == 1 {
             // A retry (already recorded) fired its rules the first time.
             let event = cohort_core::automation::Event::Activity {
@@ -200,7 +203,9 @@ async fn record(
         }
         lines.push(line);
     }
-    let (summary, happened) = record_lines(&state, lines, now).await?;
+    let (summary, happened, ordering) = record_lines(&state, lines, now).await?;
+    // Their order counts moved.
+    state.app.profiles.forget_each(&ordering);
     if !happened.is_empty() {
         // Retried activities fired their rules when they were first recorded.
         let mut retried = summary.retried.iter().copied().peekable();
@@ -231,14 +236,15 @@ const LINES_PER_PART: usize = 4_096;
 /// Parses and records the lines of a batch, all or nothing. Parts are written as soon
 /// as they are parsed; a line that does not parse stops the writing (the transaction is
 /// dropped, recording nothing), and parsing goes on to report every bad line.
-/// Also returns each recorded activity's customer and type, for automation.
+/// Also returns each recorded activity's customer and type, for automation, and the
+/// customers of its orders.
 async fn record_lines(
     state: &AppState,
     lines: Vec<(u64, String)>,
     now: Timestamp,
-) -> ApiResult<(RecordSummary, Vec<(CustomerId, ActivityType)>)> {
+) -> ApiResult<(RecordSummary, Vec<(CustomerId, ActivityType)>, Vec<CustomerId>)> {
     let listening = state.app.automation.current().await?.automation.listens_to_activities();
-    let mut happened = Vec::new();
+    let (mut happened, mut ordering) = (Vec::new(), Vec::new());
     let mut parts = Vec::with_capacity(lines.len().div_ceil(LINES_PER_PART));
     let mut rest = lines;
     while !rest.is_empty() {
@@ -260,6 +266,9 @@ async fn record_lines(
         for (line_no, parsed) in part.expect("parsing does not panic") {
             match parsed {
                 Ok(a) => {
+                    if a.kind.is_order() && ordering.last() != Some(&a.customer) {
+                        ordering.push(a.customer.clone());
+                    }
                     if listening {
                         happened.push((a.customer.clone(), a.kind.clone()));
                     }
@@ -282,8 +291,8 @@ async fn record_lines(
     }
     failed.check()?;
     match recording {
-        Some(writing) => Ok((writing.commit().await?, happened)),
-        None => Ok((RecordSummary::default(), happened)),
+        Some(writing) => Ok((writing.commit().await?, happened, ordering)),
+        None => Ok((RecordSummary::default(), happened, ordering)),
     }
 }
 

@@ -253,6 +253,7 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<CustomerBody>)> {
     let new = NewCustomer::try_from(body)?;
     let created = state.app.store.create_customer(&new, state.app.now()).await?;
+    state.app.profiles.forget(&created.id);
     let event = cohort_core::automation::Event::CustomerCreated;
     state.app.automation.react_logged(&event, &created.id).await;
     Ok((StatusCode::CREATED, Json(created.into())))
@@ -285,6 +286,7 @@ async fn update(
     let id = customer_id(&id)?;
     let patch = CustomerPatch::try_from(body)?;
     let updated = state.app.store.update_customer(&id, &patch, state.app.now()).await?;
+    state.app.profiles.forget(&id);
     let event = cohort_core::automation::Event::CustomerUpdated;
     state.app.automation.react_logged(&event, &updated.id).await;
     Ok(Json(updated.into()))
@@ -296,6 +298,7 @@ async fn update(
 async fn delete(_: Auth<Admin>, State(state): State<AppState>, ApiPath(id): ApiPath<String>) -> ApiResult<StatusCode> {
     let id = customer_id(&id)?;
     state.app.store.delete_customer(&id, state.app.now()).await?;
+    state.app.profiles.forget(&id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -327,6 +330,7 @@ async fn change_segments(
     let id = customer_id(&id)?;
     let change = SegmentChange::try_from(body)?;
     let memberships = state.app.store.change_segments(&id, &change, state.app.now()).await?;
+    state.app.profiles.forget(&id);
     Ok(Json(SegmentsBody {
         segments: memberships.into_iter().map(Into::into).collect(),
     }))

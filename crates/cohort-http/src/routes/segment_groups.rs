@@ -179,14 +179,14 @@ async fn update(
     ApiJson(body): ApiJson<UpdateSegmentGroup>,
 ) -> ApiResult<Json<SegmentGroupBody>> {
     let patch = SegmentGroupPatch::try_from(body)?;
-    Ok(Json(
-        state
-            .app
-            .store
-            .update_segment_group(SegmentGroupId::new(id), patch)
-            .await?
-            .into(),
-    ))
+    let updated = state
+        .app
+        .store
+        .update_segment_group(SegmentGroupId::new(id), patch)
+        .await?;
+    // Kept profiles name segments by their group's reference.
+    state.app.profiles.forget_all();
+    Ok(Json(updated.into()))
 }
 
 #[utoipa::path(delete, path = "/v1/segment-groups/{id}", tag = "segments", params(("id" = i64, Path)),
@@ -194,5 +194,6 @@ async fn update(
     responses((status = 204), (status = 404, body = ProblemDocument), (status = 409, body = ProblemDocument)))]
 async fn delete(_: Auth<Admin>, State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> ApiResult<StatusCode> {
     state.app.store.delete_segment_group(SegmentGroupId::new(id)).await?;
+    state.app.profiles.forget_all();
     Ok(StatusCode::NO_CONTENT)
 }

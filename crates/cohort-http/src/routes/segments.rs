@@ -168,9 +168,10 @@ async fn update(
     ApiJson(body): ApiJson<UpdateSegment>,
 ) -> ApiResult<Json<SegmentBody>> {
     let patch = SegmentPatch::try_from(body)?;
-    Ok(Json(
-        state.app.store.update_segment(SegmentId::new(id), patch).await?.into(),
-    ))
+    let updated = state.app.store.update_segment(SegmentId::new(id), patch).await?;
+    // Kept profiles name segments by their reference and name.
+    state.app.profiles.forget_all();
+    Ok(Json(updated.into()))
 }
 
 #[utoipa::path(delete, path = "/v1/segments/{id}", tag = "segments", params(("id" = i64, Path)),
@@ -178,6 +179,7 @@ async fn update(
     responses((status = 204), (status = 404, body = ProblemDocument)))]
 async fn delete(_: Auth<Admin>, State(state): State<AppState>, ApiPath(id): ApiPath<i64>) -> ApiResult<StatusCode> {
     state.app.store.delete_segment(SegmentId::new(id)).await?;
+    state.app.profiles.forget_all();
     Ok(StatusCode::NO_CONTENT)
 }
 

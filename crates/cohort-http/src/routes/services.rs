@@ -335,6 +335,11 @@ async fn import_memberships(
             }
             other => other.into(),
         })?;
+    match mode {
+        // A snapshot removes the memberships of customers it does not list.
+        ImportMode::Snapshot => state.app.profiles.forget_all(),
+        ImportMode::Delta => state.app.profiles.forget_each(lines.iter().map(|l| &l.customer)),
+    }
     Ok(Json(summary.into()))
 }
 

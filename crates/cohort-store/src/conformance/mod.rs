@@ -1397,6 +1397,22 @@ pub async fn the_membership_log_follows_every_change(store: &dyn Store) {
         vec![(key, None, true), (key, s, true), (key, s, false), (key, gd, true)]
     );
 
+    // A change of the customer's facts is logged as its presence again; an update that
+    // changes neither attributes nor consent is not logged.
+    let before = store.membership_log_end().await.unwrap();
+    let consent = CustomerPatch {
+        profiling_consent: Some(true),
+        ..CustomerPatch::default()
+    };
+    store.update_customer(&cid("c1"), &consent, t(3)).await.unwrap();
+    store.update_customer(&cid("c1"), &consent, t(4)).await.unwrap();
+    let inactive = CustomerPatch {
+        active: Some(false),
+        ..CustomerPatch::default()
+    };
+    store.update_customer(&cid("c1"), &inactive, t(5)).await.unwrap();
+    assert_eq!(changes_after(store, before).await, vec![(key, None, true)]);
+
     let mid = store.membership_log_end().await.unwrap();
     // Positions passed over earlier are read again when asked for, in order.
     let again = store

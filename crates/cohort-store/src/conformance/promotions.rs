@@ -263,12 +263,14 @@ pub async fn orders_redeem_codes_within_their_limits(store: &dyn Store) {
         .await
         .unwrap();
     let standard = [ServiceId::standard()];
-    let (facts, held) = store
+    let profile = store
         .customer_profile(&cid("c2"), &standard, t(70))
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(facts.orders, 1);
+    assert_eq!(profile.facts.orders, 1);
+    assert_eq!(Some(profile.key), store.customer_key(&cid("c2")).await.unwrap(), "its key");
+    let held = profile.memberships;
     let expected = store
         .customer_service_segments(&cid("c2"), &standard, t(70))
         .await
@@ -282,11 +284,12 @@ pub async fn orders_redeem_codes_within_their_limits(store: &dyn Store) {
     assert!(held[0].1.group.exclusive && !held[1].1.group.exclusive);
     assert_eq!(held[0].0.segment, gold.id);
     let other = ServiceId::parse("id", "crm").unwrap();
-    let (_, none) = store
+    let none = store
         .customer_profile(&cid("c2"), &[other], t(70))
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+        .memberships;
     assert!(none.is_empty(), "only the services asked for");
     assert!(
         store
