@@ -506,3 +506,41 @@ async fn of_two_simultaneous_first_orders_only_one_is_a_first_order() {
     }
     assert_eq!(welcomed, 1);
 }
+
+/// Known customers' profiles are kept in memory: an order recorded as an activity (one
+/// as JSON, or in an NDJSON batch) moves the order count the next calculation sees.
+#[tokio::test]
+async fn a_recorded_order_ends_a_first_order_promotion_at_once() {
+    let app = spawn_app().await;
+    shop(&app).await;
+    let welcome = app
+        .create(
+            "/v1/promotions",
+            json!({"name": "Welcome", "applications": ["shop"], "currency": "EUR", "target": "everyone",
+                   "conditions": {"first_order": true},
+                   "discount": {"kind": "order_amount_off", "amount": "5.00"}}),
+        )
+        .await;
+    let order = |id: &str, customer: &str| {
+        json!({"id": id, "customer": customer, "type": "order", "at": "2026-12-06T10:00:00Z",
+               "order": {"total": "20.00", "currency": "EUR", "items": []}})
+    };
+    for customer in ["C-1", "C-2"] {
+        let before = calculate(&app, basket(Some(customer), &[])).await;
+        assert_eq!(applied(&before), [welcome["id"].as_i64().unwrap()], "{before}");
+    }
+    let one = app.post("/v1/activities", order("o-1", "C-1")).await;
+    assert_eq!(one.status(), 201);
+    let batch = app
+        .request(Method::POST, "/v1/activities", &app.ingest)
+        .header("content-type", "application/x-ndjson")
+        .body(format!("{}\n", order("o-2", "C-2")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(batch.status(), 200);
+    for customer in ["C-1", "C-2"] {
+        let after = calculate(&app, basket(Some(customer), &[])).await;
+        assert_eq!(reason(&after, &welcome["id"]), "condition", "{customer}: {after}");
+    }
+}
