@@ -30,7 +30,7 @@ use cohort_store::{CustomerProfile, Store, StoreResult};
 pub const TTL_MICROS: i64 = 10_000_000;
 /// Entries kept per shard by default; a full shard drops its expired entries, then
 /// any one.
-const PER_SHARD: usize = 4_096;
+const PER_SHARD: usize = 1_024;
 const SHARDS: usize = 64;
 
 /// A profile as read, with the services whose memberships it holds.
