@@ -25,8 +25,8 @@ use tokio::sync::Mutex;
 
 use crate::Clock;
 use crate::automation::Automations;
-use crate::profiles::Profiles;
 use crate::builders::parse_builder;
+use crate::profiles::Profiles;
 use crate::schedule::Schedule;
 
 /// Customers read and written per step of a full build.

@@ -339,7 +339,10 @@ mod tests {
             assert!(profiles.keep(&c, t, read(n, 0, at(0))));
         }
         assert!(profiles.len() <= 64, "{} kept", profiles.len());
-        assert!(profiles.ids.lock().unwrap().len() <= 64, "keys of dropped entries are dropped");
+        assert!(
+            profiles.ids.lock().unwrap().len() <= 64,
+            "keys of dropped entries are dropped"
+        );
         profiles.forget_all();
         assert!(profiles.is_empty());
     }

@@ -1,7 +1,8 @@
 //! The segment provider: one customer's segments, and the segments available, in an
 //! application — combined from every segmentation service active and available there.
 //!
-//! Stored services (standard, import) are read from the store; `http` services are
+//! Stored services (standard, import) are read from the customer's profile, kept in
+//! memory (`profiles.rs`) or read from the store; `http` services are
 //! asked concurrently, each within its timeout counted from the start of the call. A
 //! service that does not answer is left out and named in the answer; it never fails
 //! the caller.

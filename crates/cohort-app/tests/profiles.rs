@@ -165,7 +165,11 @@ async fn this_processs_writes_are_seen_at_once() {
     let w = world().await;
     assert_eq!(seen(&w).await, (vec![], None, 0));
     // As the HTTP handlers and services do: write, then forget.
-    w.app.store.change_segments(&w.c1, &gold(&w), w.app.now()).await.unwrap();
+    w.app
+        .store
+        .change_segments(&w.c1, &gold(&w), w.app.now())
+        .await
+        .unwrap();
     w.app.profiles.forget(&w.c1);
     assert_eq!(seen(&w).await.0, ["Gold"]);
     order(w.app.store.as_ref(), &w, "o-1").await;

@@ -552,7 +552,8 @@ impl Automations {
         }
         if !succeeded.is_empty() {
             let outcomes = self.store.complete_jobs(&succeeded, now).await?;
-            self.profiles.forget_each(succeeded.iter().map(|(job, _)| &job.customer));
+            self.profiles
+                .forget_each(succeeded.iter().map(|(job, _)| &job.customer));
             for ((job, _), outcome) in succeeded.into_iter().zip(outcomes) {
                 if let Err(error) = outcome {
                     failed.push((job, error.to_string()));

@@ -599,7 +599,10 @@ impl Inputs {
             now,
             application: app,
             customer,
-            attributes: self.profile.as_ref().map_or(&self.none, |p| &p.profile.facts.attributes),
+            attributes: self
+                .profile
+                .as_ref()
+                .map_or(&self.none, |p| &p.profile.facts.attributes),
             previous_orders: self.profile.as_ref().map(|p| p.profile.facts.orders),
             segments: &self.held,
             availability: &self.availability,

@@ -269,7 +269,11 @@ pub async fn orders_redeem_codes_within_their_limits(store: &dyn Store) {
         .unwrap()
         .unwrap();
     assert_eq!(profile.facts.orders, 1);
-    assert_eq!(Some(profile.key), store.customer_key(&cid("c2")).await.unwrap(), "its key");
+    assert_eq!(
+        Some(profile.key),
+        store.customer_key(&cid("c2")).await.unwrap(),
+        "its key"
+    );
     let held = profile.memberships;
     let expected = store
         .customer_service_segments(&cid("c2"), &standard, t(70))
