@@ -157,6 +157,9 @@ impl Visitors {
                 )
             }));
         }
+        // In key order, each store call updates one stretch of the table's pages: a page
+        // is written to the log once a flush, not once per call that touches it.
+        batch.sort_unstable_by(|(a, _), (b, _)| a.id.cmp(&b.id));
         let mut saved = 0;
         for chunk in batch.chunks(FLUSH_BATCH) {
             let visitors: Vec<StoredVisitor> = chunk.iter().map(|(v, _)| v.clone()).collect();
