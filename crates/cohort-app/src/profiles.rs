@@ -66,8 +66,9 @@ struct Shard {
 
 pub struct Profiles {
     shards: Box<[Mutex<Shard>]>,
-    /// Customer key → id of the entries kept, for forgetting by the log's keys.
-    ids: Mutex<HashMap<i64, CustomerId>>,
+    /// Customer key → id of the entries kept (and of those being kept, with how many
+    /// `keep` calls for it are under way), for forgetting by the log's keys.
+    ids: Mutex<HashMap<i64, (CustomerId, u32)>>,
     /// Moves with every `forget_keys` and `forget_all`.
     generation: AtomicU64,
     per_shard: usize,
@@ -140,40 +141,57 @@ impl Profiles {
     /// Keeps what was read after `lookup` gave `ticket`, unless the customer (or the
     /// log) was forgotten since; `true` if kept.
     pub fn keep(&self, customer: &CustomerId, ticket: Ticket, cached: Arc<Cached>) -> bool {
+        let key = cached.profile.key;
         // The key is known before the entry is visible: a `forget_keys` from then on
-        // finds it.
+        // finds it. While this call runs, the key is not dropped with an entry.
         self.ids
             .lock()
             .expect("profiles lock")
-            .insert(cached.profile.key, customer.clone());
+            .entry(key)
+            .and_modify(|(id, keeping)| {
+                id.clone_from(customer);
+                *keeping += 1;
+            })
+            .or_insert_with(|| (customer.clone(), 1));
         let mut shard = self.shard(customer).lock().expect("profiles lock");
-        if shard.forgets != ticket.forgets || self.generation.load(Ordering::SeqCst) != ticket.generation {
-            return false;
-        }
-        if shard.entries.len() >= self.per_shard && !shard.entries.contains_key(customer) {
-            let now = cached.read_at;
-            let stale: Vec<CustomerId> = shard
-                .entries
-                .iter()
-                .filter(|(_, c)| !fresh(c, now))
-                .map(|(id, _)| id.clone())
-                .collect();
-            for id in &stale {
-                self.drop_entry(&mut shard, id);
+        let kept = shard.forgets == ticket.forgets && self.generation.load(Ordering::SeqCst) == ticket.generation;
+        if kept {
+            if shard.entries.len() >= self.per_shard && !shard.entries.contains_key(customer) {
+                let now = cached.read_at;
+                let stale: Vec<CustomerId> = shard
+                    .entries
+                    .iter()
+                    .filter(|(_, c)| !fresh(c, now))
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for id in &stale {
+                    self.drop_entry(&mut shard, id);
+                }
+                if shard.entries.len() >= self.per_shard
+                    && let Some(any) = shard.entries.keys().next().cloned()
+                {
+                    self.drop_entry(&mut shard, &any);
+                }
             }
-            if shard.entries.len() >= self.per_shard
-                && let Some(any) = shard.entries.keys().next().cloned()
-            {
-                self.drop_entry(&mut shard, &any);
+            shard.entries.insert(customer.clone(), cached);
+        }
+        let mut ids = self.ids.lock().expect("profiles lock");
+        if let Some((_, keeping)) = ids.get_mut(&key) {
+            *keeping -= 1;
+            if *keeping == 0 && !shard.entries.contains_key(customer) {
+                ids.remove(&key);
             }
         }
-        shard.entries.insert(customer.clone(), cached);
-        true
+        kept
     }
 
+    /// Drops an entry and its key (unless a `keep` of that key is under way).
     fn drop_entry(&self, shard: &mut Shard, customer: &CustomerId) {
         if let Some(gone) = shard.entries.remove(customer) {
-            self.ids.lock().expect("profiles lock").remove(&gone.profile.key);
+            let mut ids = self.ids.lock().expect("profiles lock");
+            if ids.get(&gone.profile.key).is_some_and(|(_, keeping)| *keeping == 0) {
+                ids.remove(&gone.profile.key);
+            }
         }
     }
 
@@ -197,7 +215,10 @@ impl Profiles {
         self.generation.fetch_add(1, Ordering::SeqCst);
         let forgotten: Vec<CustomerId> = {
             let mut ids = self.ids.lock().expect("profiles lock");
-            keys.into_iter().filter_map(|k| ids.remove(&k)).collect()
+            keys.into_iter()
+                .filter_map(|k| ids.remove(&k))
+                .map(|(id, _)| id)
+                .collect()
         };
         self.forget_each(&forgotten);
     }
@@ -295,6 +316,7 @@ mod tests {
         profiles.forget(&c1);
         assert!(!profiles.keep(&c1, t1, read(1, 3, at(0))));
         assert_eq!(orders(&profiles, &c1, at(0)), None);
+        assert!(profiles.ids.lock().unwrap().is_empty(), "no key is kept for it");
         // A forget in another shard does not stop it.
         assert!(profiles.keep(&elsewhere, t2, read(2, 1, at(0))));
         assert_eq!(orders(&profiles, &elsewhere, at(0)), Some(1));
