@@ -84,12 +84,12 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn customer_profile(
+    async fn customer_profiles(
         &self,
-        customer: &CustomerId,
+        customers: &[CustomerId],
         services: &[ServiceId],
         now: Timestamp,
-    ) -> StoreResult<Option<CustomerProfile>> {
-        promotions::profile(&self.pool, customer, services, now).await
+    ) -> StoreResult<Vec<(CustomerId, CustomerProfile)>> {
+        promotions::profiles(&self.pool, customers, services, now).await
     }
 }

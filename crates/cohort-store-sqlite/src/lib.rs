@@ -102,12 +102,12 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn customer_profile(
+    async fn customer_profiles(
         &self,
-        customer: &CustomerId,
+        customers: &[CustomerId],
         services: &[ServiceId],
         now: Timestamp,
-    ) -> StoreResult<Option<CustomerProfile>> {
-        promotions::profile(&self.read, customer, services, now).await
+    ) -> StoreResult<Vec<(CustomerId, CustomerProfile)>> {
+        promotions::profiles(&self.read, customers, services, now).await
     }
 }
