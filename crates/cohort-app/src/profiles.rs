@@ -10,9 +10,6 @@
 //!   memberships, attributes or consent (`forget_keys`, fed by the live index);
 //! - after `TTL_MICROS`, which bounds what no log records: orders recorded and segments
 //!   renamed by other processes (placing an order re-checks the order count anyway).
-//!   An entry used after half that time is read again in the background (`refresh`, a
-//!   few hundred customers per store call), so customers in use are not read on the
-//!   request path.
 //!
 //! A read that started before a `forget` of its customer is not kept: each shard counts
 //! its forgets, the log's forgets move one generation, and a read is kept only if
@@ -24,18 +21,13 @@ use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use cohort_core::{CustomerId, ServiceId, Timestamp};
 use cohort_store::{CustomerProfile, Store, StoreResult};
 
 /// How long an entry is used at most.
 pub const TTL_MICROS: i64 = 10_000_000;
-/// An entry used when older than this is read again in the background (`refresh`),
-/// so that customers in use are not read on the request path when their time is up.
-pub const REFRESH_MICROS: i64 = TTL_MICROS / 2;
-/// Customers read per store call of a refresh.
-const REFRESH_CHUNK: usize = 500;
 /// Entries kept per shard by default; a full shard drops its expired entries, then
 /// any one.
 const PER_SHARD: usize = 1_024;
@@ -47,19 +39,6 @@ pub struct Cached {
     pub profile: CustomerProfile,
     pub services: Vec<ServiceId>,
     pub read_at: Timestamp,
-    /// Set once it is waiting for `refresh`.
-    pub due: AtomicBool,
-}
-
-impl Cached {
-    pub fn new(profile: CustomerProfile, services: Vec<ServiceId>, read_at: Timestamp) -> Self {
-        Self {
-            profile,
-            services,
-            read_at,
-            due: AtomicBool::new(false),
-        }
-    }
 }
 
 /// What `lookup` found.
@@ -75,12 +54,8 @@ pub struct Ticket {
     generation: u64,
 }
 
-fn age(cached: &Cached, now: Timestamp) -> i64 {
-    now.unix_micros().saturating_sub(cached.read_at.unix_micros())
-}
-
 fn fresh(cached: &Cached, now: Timestamp) -> bool {
-    age(cached, now) < TTL_MICROS
+    now.unix_micros().saturating_sub(cached.read_at.unix_micros()) < TTL_MICROS
 }
 
 #[derive(Default)]
@@ -97,8 +72,6 @@ pub struct Profiles {
     /// Moves with every `forget_keys` and `forget_all`.
     generation: AtomicU64,
     per_shard: usize,
-    /// Entries used after `REFRESH_MICROS`, with the services they were read for.
-    due: Mutex<Vec<(CustomerId, Vec<ServiceId>)>>,
 }
 
 impl Default for Profiles {
@@ -115,7 +88,6 @@ impl Profiles {
             ids: Mutex::default(),
             generation: AtomicU64::new(0),
             per_shard: entries.div_ceil(SHARDS).max(1),
-            due: Mutex::default(),
         }
     }
 
@@ -141,7 +113,11 @@ impl Profiles {
         let Some(profile) = store.customer_profile(customer, services, now).await? else {
             return Ok(None);
         };
-        let cached = Arc::new(Cached::new(profile, services.to_vec(), now));
+        let cached = Arc::new(Cached {
+            profile,
+            services: services.to_vec(),
+            read_at: now,
+        });
         self.keep(customer, ticket, cached.clone());
         Ok(Some(cached))
     }
@@ -154,59 +130,12 @@ impl Profiles {
             && cached.services == services
             && fresh(cached, now)
         {
-            let cached = cached.clone();
-            drop(shard);
-            if age(&cached, now) >= REFRESH_MICROS && !cached.due.swap(true, Ordering::Relaxed) {
-                let mut due = self.due.lock().expect("profiles lock");
-                due.push((customer.clone(), services.to_vec()));
-            }
-            return Lookup::Kept(cached);
+            return Lookup::Kept(cached.clone());
         }
         Lookup::Missing(Ticket {
             forgets: shard.forgets,
             generation: self.generation.load(Ordering::SeqCst),
         })
-    }
-
-    /// The ticket to keep what is read of the customer from now on.
-    fn ticket(&self, customer: &CustomerId) -> Ticket {
-        let shard = self.shard(customer).lock().expect("profiles lock");
-        Ticket {
-            forgets: shard.forgets,
-            generation: self.generation.load(Ordering::SeqCst),
-        }
-    }
-
-    /// Reads again, a few hundred per store call, the entries used since they became
-    /// due, and keeps what was read (unless forgotten meanwhile); a customer no longer
-    /// known is forgotten. Returns how many were kept.
-    pub async fn refresh(&self, store: &dyn Store, now: Timestamp) -> StoreResult<usize> {
-        let due = std::mem::take(&mut *self.due.lock().expect("profiles lock"));
-        let mut by_services: HashMap<Vec<ServiceId>, Vec<CustomerId>> = HashMap::new();
-        for (customer, services) in due {
-            by_services.entry(services).or_default().push(customer);
-        }
-        let mut kept = 0;
-        for (services, customers) in by_services {
-            for chunk in customers.chunks(REFRESH_CHUNK) {
-                let tickets: Vec<Ticket> = chunk.iter().map(|c| self.ticket(c)).collect();
-                let mut read: HashMap<CustomerId, CustomerProfile> = store
-                    .customer_profiles(chunk, &services, now)
-                    .await?
-                    .into_iter()
-                    .collect();
-                for (customer, ticket) in chunk.iter().zip(tickets) {
-                    match read.remove(customer) {
-                        Some(profile) => {
-                            let cached = Arc::new(Cached::new(profile, services.clone(), now));
-                            kept += usize::from(self.keep(customer, ticket, cached));
-                        }
-                        None => self.forget(customer),
-                    }
-                }
-            }
-        }
-        Ok(kept)
     }
 
     /// Keeps what was read after `lookup` gave `ticket`, unless the customer (or the
@@ -334,16 +263,19 @@ mod tests {
     }
 
     fn read(key: i64, orders: u32, now: Timestamp) -> Arc<Cached> {
-        let profile = CustomerProfile {
-            key,
-            facts: CustomerFacts {
-                attributes: Attributes::default(),
-                orders,
-                profiling_consent: false,
+        Arc::new(Cached {
+            profile: CustomerProfile {
+                key,
+                facts: CustomerFacts {
+                    attributes: Attributes::default(),
+                    orders,
+                    profiling_consent: false,
+                },
+                memberships: Vec::new(),
             },
-            memberships: Vec::new(),
-        };
-        Arc::new(Cached::new(profile, vec![ServiceId::standard()], now))
+            services: vec![ServiceId::standard()],
+            read_at: now,
+        })
     }
 
     fn ticket(profiles: &Profiles, customer: &CustomerId, now: Timestamp) -> Ticket {
@@ -418,19 +350,6 @@ mod tests {
             profiles.lookup(&c1, &[ServiceId::standard(), crm], at(0)),
             Lookup::Missing(_)
         ));
-    }
-
-    #[test]
-    fn an_entry_used_after_half_its_time_is_due_for_a_refresh_once() {
-        let profiles = Profiles::default();
-        let c1 = id("c1");
-        let t = ticket(&profiles, &c1, at(0));
-        assert!(profiles.keep(&c1, t, read(1, 3, at(0))));
-        assert_eq!(orders(&profiles, &c1, at(REFRESH_MICROS - 1)), Some(3));
-        assert!(profiles.due.lock().unwrap().is_empty());
-        assert_eq!(orders(&profiles, &c1, at(REFRESH_MICROS)), Some(3), "still used");
-        assert_eq!(orders(&profiles, &c1, at(REFRESH_MICROS + 1)), Some(3));
-        assert_eq!(profiles.due.lock().unwrap().len(), 1, "due once");
     }
 
     #[test]

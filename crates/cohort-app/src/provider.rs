@@ -161,21 +161,6 @@ impl SegmentProvider {
         Ok((provided, profile))
     }
 
-    /// Reads again, every `every`, the kept profiles in use whose time is nearly up,
-    /// until `stop` resolves.
-    pub async fn run_until_stopped(self: Arc<Self>, every: std::time::Duration, stop: impl Future<Output = ()>) {
-        tokio::pin!(stop);
-        loop {
-            if let Err(e) = self.profiles.refresh(self.store.as_ref(), self.clock.now()).await {
-                tracing::warn!(error = %e, "customer profiles could not be read again");
-            }
-            tokio::select! {
-                () = &mut stop => break,
-                () = tokio::time::sleep(every) => {}
-            }
-        }
-    }
-
     /// Every segment available in the application.
     pub async fn available_segments(&self, app: &ApplicationId) -> StoreResult<Provided> {
         let started = tokio::time::Instant::now();

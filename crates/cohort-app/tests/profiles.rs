@@ -1,8 +1,8 @@
 //! Known customers' profiles kept in memory, on a real (SQLite) store shared by two
 //! processes' worth of store connections: what another process writes reaches this
 //! one's kept profiles through the membership log (memberships, attributes, consent)
-//! or, for orders, once the profile is read again (in the background while in use, or
-//! when its time is up); what this process writes is seen at once.
+//! or, for orders, once the profile's time is up; what this process writes is seen at
+//! once.
 
 use std::sync::Arc;
 
@@ -139,27 +139,6 @@ async fn another_processs_orders_arrive_when_the_profile_is_read_again() {
     assert_eq!(seen(&w).await.2, 0, "orders are not in the log");
     w.clock.advance_micros(cohort_app::profiles::TTL_MICROS);
     assert_eq!(seen(&w).await.2, 1);
-}
-
-#[tokio::test]
-async fn profiles_in_use_are_read_again_in_the_background_before_their_time_is_up() {
-    let w = world().await;
-    assert_eq!(seen(&w).await.2, 0);
-    order(w.other.as_ref(), &w, "o-1").await;
-    w.clock.advance_micros(cohort_app::profiles::REFRESH_MICROS);
-    assert_eq!(seen(&w).await.2, 0, "kept, and now due");
-    let kept = w.app.profiles.refresh(w.app.store.as_ref(), w.app.now()).await.unwrap();
-    assert_eq!(kept, 1);
-    assert_eq!(seen(&w).await.2, 1, "read again before its time was up");
-    // A customer deleted elsewhere and due is forgotten by the refresh.
-    w.clock.advance_micros(cohort_app::profiles::REFRESH_MICROS);
-    assert_eq!(seen(&w).await.2, 1);
-    w.other.delete_customer(&w.c1, w.app.now()).await.unwrap();
-    assert_eq!(
-        w.app.profiles.refresh(w.app.store.as_ref(), w.app.now()).await.unwrap(),
-        0
-    );
-    assert!(w.app.profiles.is_empty());
 }
 
 #[tokio::test]

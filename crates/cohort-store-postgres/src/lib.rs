@@ -84,12 +84,12 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn customer_profiles(
+    async fn customer_profile(
         &self,
-        customers: &[CustomerId],
+        customer: &CustomerId,
         services: &[ServiceId],
         now: Timestamp,
-    ) -> StoreResult<Vec<(CustomerId, CustomerProfile)>> {
-        promotions::profiles(&self.pool, customers, services, now).await
+    ) -> StoreResult<Option<CustomerProfile>> {
+        promotions::profile(&self.pool, customer, services, now).await
     }
 }

@@ -102,12 +102,12 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn customer_profiles(
+    async fn customer_profile(
         &self,
-        customers: &[CustomerId],
+        customer: &CustomerId,
         services: &[ServiceId],
         now: Timestamp,
-    ) -> StoreResult<Vec<(CustomerId, CustomerProfile)>> {
-        promotions::profiles(&self.read, customers, services, now).await
+    ) -> StoreResult<Option<CustomerProfile>> {
+        promotions::profile(&self.read, customer, services, now).await
     }
 }

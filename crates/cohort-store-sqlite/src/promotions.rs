@@ -3,7 +3,7 @@
 //! limit exact without row locks.
 
 use cohort_core::{CustomerId, ServiceId, Timestamp};
-use cohort_store::codec::{decode_attributes, decode_memberships, stored};
+use cohort_store::codec::{decode_attributes, decode_memberships};
 use cohort_store::{CustomerFacts, CustomerProfile, StoreResult};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Sqlite, SqliteConnection, SqlitePool};
@@ -58,14 +58,14 @@ pub(crate) async fn facts_of(
 /// A customer's facts and live memberships in the services' stored segments as one
 /// row: the memberships as one JSON array (sqlx hands each row over from its worker
 /// thread, so one row instead of one per segment halves a calculation's read time).
-pub(crate) async fn profiles(
+pub(crate) async fn profile(
     pool: &SqlitePool,
-    customers: &[CustomerId],
+    customer: &CustomerId,
     services: &[ServiceId],
     now: Timestamp,
-) -> StoreResult<Vec<(CustomerId, CustomerProfile)>> {
-    let rows: Vec<(String, i64, String, i64, String, bool)> = sqlx::query_as(
-        "SELECT c.id, c.seq, c.attributes,
+) -> StoreResult<Option<CustomerProfile>> {
+    let row: Option<(i64, String, i64, String, bool)> = sqlx::query_as(
+        "SELECT c.seq, c.attributes,
                 (SELECT count(*) FROM activities a WHERE a.customer_seq = c.seq AND a.type = 'order'),
                 (SELECT json_group_array(json_array(
                      m.segment_id, m.source, m.assigned_at, m.application_counter, m.expires_at,
@@ -75,32 +75,29 @@ pub(crate) async fn profiles(
                  WHERE m.customer_seq = c.seq AND (m.expires_at IS NULL OR m.expires_at > $2)
                    AND g.service IN (SELECT value FROM json_each($3))),
                 c.profiling_consent
-         FROM customers c WHERE c.id IN (SELECT value FROM json_each($1))",
+         FROM customers c WHERE c.id = $1",
     )
-    .bind(serde_json::Value::from(customers.iter().map(CustomerId::as_str).collect::<Vec<_>>()).to_string())
+    .bind(customer.as_str())
     .bind(now.unix_micros())
     .bind(serde_json::Value::from(services.iter().map(ServiceId::as_str).collect::<Vec<_>>()).to_string())
-    .fetch_all(pool)
+    .fetch_optional(pool)
     .await
     .map_err(db)?;
-    rows.into_iter()
-        .map(|(id, key, attributes, orders, memberships, profiling_consent)| {
-            let customer = stored(CustomerId::parse("id", &id))?;
-            let facts = CustomerFacts {
-                attributes: decode_attributes(&attributes)?,
-                orders: count(Some(orders)).unwrap_or(0),
-                profiling_consent,
-            };
-            let mut held = decode_memberships(&customer, &memberships)?;
-            held.sort_by(|(_, a), (_, b)| {
-                (&a.group.service, a.group.id, a.segment.id).cmp(&(&b.group.service, b.group.id, b.segment.id))
-            });
-            let profile = CustomerProfile {
-                key,
-                facts,
-                memberships: held,
-            };
-            Ok((customer, profile))
-        })
-        .collect()
+    let Some((key, attributes, orders, memberships, profiling_consent)) = row else {
+        return Ok(None);
+    };
+    let facts = CustomerFacts {
+        attributes: decode_attributes(&attributes)?,
+        orders: count(Some(orders)).unwrap_or(0),
+        profiling_consent,
+    };
+    let mut held = decode_memberships(customer, &memberships)?;
+    held.sort_by(|(_, a), (_, b)| {
+        (&a.group.service, a.group.id, a.segment.id).cmp(&(&b.group.service, b.group.id, b.segment.id))
+    });
+    Ok(Some(CustomerProfile {
+        key,
+        facts,
+        memberships: held,
+    }))
 }

@@ -81,21 +81,7 @@ pub trait Store:
         customer: &CustomerId,
         services: &[ServiceId],
         now: Timestamp,
-    ) -> StoreResult<Option<crate::CustomerProfile>> {
-        let found = self
-            .customer_profiles(std::slice::from_ref(customer), services, now)
-            .await?;
-        Ok(found.into_iter().next().map(|(_, profile)| profile))
-    }
-
-    /// `customer_profile` of several customers in one read, for those cohort knows (in
-    /// no particular order).
-    async fn customer_profiles(
-        &self,
-        customers: &[CustomerId],
-        services: &[ServiceId],
-        now: Timestamp,
-    ) -> StoreResult<Vec<(CustomerId, crate::CustomerProfile)>>;
+    ) -> StoreResult<Option<crate::CustomerProfile>>;
 }
 
 #[async_trait]

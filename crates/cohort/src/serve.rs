@@ -20,8 +20,6 @@ const BUILD_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 const AUTOMATION_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// How often visitors changed in memory are saved.
 const VISITORS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-/// How often kept customer profiles in use are read again before their time is up.
-const PROFILES_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// `clock_file`: read the time from a file (process-level tests) instead of the system.
 pub async fn run(config: &Config, load_demo: bool, clock_file: Option<std::path::PathBuf>) -> anyhow::Result<()> {
@@ -73,10 +71,6 @@ pub async fn run(config: &Config, load_demo: bool, clock_file: Option<std::path:
     let visitors = tokio::spawn(app.targeting.clone().run_until_stopped(VISITORS_EVERY, async {
         let _ = visitors_stopped.await;
     }));
-    let (stop_profiles, profiles_stopped) = tokio::sync::oneshot::channel::<()>();
-    let profiles = tokio::spawn(app.segments.clone().run_until_stopped(PROFILES_EVERY, async {
-        let _ = profiles_stopped.await;
-    }));
     let listener = TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -90,12 +84,10 @@ pub async fn run(config: &Config, load_demo: bool, clock_file: Option<std::path:
     let _ = stop_building.send(());
     let _ = stop_visitors.send(());
     let _ = stop_automation.send(());
-    let _ = stop_profiles.send(());
     let _ = index.await;
     let _ = building.await;
     let _ = visitors.await;
     let _ = automation.await;
-    let _ = profiles.await;
     tracing::info!("stopped");
     Ok(())
 }
