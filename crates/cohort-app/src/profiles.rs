@@ -72,6 +72,17 @@ pub struct Profiles {
     /// Moves with every `forget_keys` and `forget_all`.
     generation: AtomicU64,
     per_shard: usize,
+    /// Profiles answered from memory, and read from the store.
+    hits: AtomicU64,
+    reads: AtomicU64,
+}
+
+/// How the kept profiles are used (for metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProfileCounts {
+    pub kept: usize,
+    pub from_memory: u64,
+    pub from_store: u64,
 }
 
 impl Default for Profiles {
@@ -88,6 +99,8 @@ impl Profiles {
             ids: Mutex::default(),
             generation: AtomicU64::new(0),
             per_shard: entries.div_ceil(SHARDS).max(1),
+            hits: AtomicU64::new(0),
+            reads: AtomicU64::new(0),
         }
     }
 
@@ -107,9 +120,13 @@ impl Profiles {
         now: Timestamp,
     ) -> StoreResult<Option<Arc<Cached>>> {
         let ticket = match self.lookup(customer, services, now) {
-            Lookup::Kept(cached) => return Ok(Some(cached)),
+            Lookup::Kept(cached) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(Some(cached));
+            }
             Lookup::Missing(ticket) => ticket,
         };
+        self.reads.fetch_add(1, Ordering::Relaxed);
         let Some(profile) = store.customer_profile(customer, services, now).await? else {
             return Ok(None);
         };
@@ -232,6 +249,15 @@ impl Profiles {
             shard.entries.clear();
         }
         self.ids.lock().expect("profiles lock").clear();
+    }
+
+    /// Entries kept and profiles answered so far, from memory and from the store.
+    pub fn counts(&self) -> ProfileCounts {
+        ProfileCounts {
+            kept: self.len(),
+            from_memory: self.hits.load(Ordering::Relaxed),
+            from_store: self.reads.load(Ordering::Relaxed),
+        }
     }
 
     /// Entries kept (for tests and metrics).

@@ -115,6 +115,8 @@ async fn another_processs_membership_and_attribute_changes_arrive_through_the_lo
     assert_eq!(seen(&w).await, (vec![], None, 0));
     w.other.change_segments(&w.c1, &gold(&w), w.app.now()).await.unwrap();
     assert_eq!(seen(&w).await, (vec![], None, 0), "kept: no read of the store");
+    let counts = w.app.profiles.counts();
+    assert_eq!((counts.kept, counts.from_store, counts.from_memory), (1, 1, 1));
     w.app.index.catch_up().await.unwrap();
     assert_eq!(seen(&w).await, (vec!["Gold".to_string()], None, 0));
     // An attribute change alone is logged too.

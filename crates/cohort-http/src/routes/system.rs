@@ -40,6 +40,10 @@ async fn healthz(State(state): State<AppState>) -> Result<Json<Health>, Problem>
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "system", responses((status = 200, content_type = "text/plain")))]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let profiles = state.app.profiles.counts();
+    metrics::gauge!("cohort_profiles_kept").set(profiles.kept as f64);
+    metrics::counter!("cohort_profile_reads_total", "from" => "memory").absolute(profiles.from_memory);
+    metrics::counter!("cohort_profile_reads_total", "from" => "store").absolute(profiles.from_store);
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -543,4 +543,19 @@ async fn a_recorded_order_ends_a_first_order_promotion_at_once() {
         let after = calculate(&app, basket(Some(customer), &[])).await;
         assert_eq!(reason(&after, &welcome["id"]), "condition", "{customer}: {after}");
     }
+    // Exported for operators (the values are the process's, shared by every test).
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"cohort_profile_reads_total{from="store"}"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("cohort_profiles_kept"), "{metrics}");
 }
