@@ -13,8 +13,9 @@
 //!
 //! A read that started before a `forget` of its customer is not kept: each shard counts
 //! its forgets, the log's forgets move one generation, and a read is kept only if
-//! neither moved while it ran. Locks are taken shard first, then the key map. Unknown customers are not kept (their creation by
-//! another process would have no key to be forgotten by).
+//! neither moved while it ran. Locks are taken shard first, then the key map. Unknown
+//! customers are not kept (their creation by another process would have no key to be
+//! forgotten by). At most about 65,536 entries are kept.
 
 use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
