@@ -314,6 +314,9 @@ pub async fn load(app: &App) -> StoreResult<Loaded> {
             crate::promotions::codes::CodeSpec::parse("Ski week", Some("SKI10"), None, None, None, Some(1), None)?;
         app.promotions.create_code_group(ski.id, spec).await?;
     }
+    // Written straight to the store: what this process kept of services and customers
+    // is read again.
+    app.segments.services_changed();
     Ok(Loaded::Loaded {
         customers: people.len(),
         segments: segments.len() + imported.segments_created as usize,

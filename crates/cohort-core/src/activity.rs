@@ -35,6 +35,19 @@ impl ActivityType {
         }
     }
 
+    /// The type of an activity a rule tracks: any but `order`, which is recorded with
+    /// its order (placed through the orders endpoint, or sent with its order data).
+    pub fn parse_tracked(field: &str, text: &str) -> Result<Self, Invalid> {
+        let kind = Self::parse(field, text)?;
+        if kind.is_order() {
+            return Err(Invalid::new(
+                field,
+                "an order is recorded with its order, not tracked by a rule",
+            ));
+        }
+        Ok(kind)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

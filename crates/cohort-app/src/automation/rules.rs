@@ -302,7 +302,7 @@ fn action(field: &str, value: &Value) -> Result<PlannedAction, Invalid> {
         }
     } else if map.contains_key("track_activity") {
         allowed(&["track_activity"])?;
-        AutomationAction::TrackActivity(ActivityType::parse(
+        AutomationAction::TrackActivity(ActivityType::parse_tracked(
             &join(field, "track_activity"),
             &string(map, field, "track_activity")?,
         )?)

@@ -718,9 +718,6 @@ impl Automations {
                     .record_activities(&[activity], now)
                     .await
                     .map_err(store_error)?;
-                if kind.is_order() {
-                    self.profiles.forget(customer);
-                }
                 JobEffect::Nothing
             }
             AutomationAction::Webhook { url } => {

@@ -303,7 +303,7 @@ fn action(field: &str, value: &Value) -> Result<TargetingAction, Invalid> {
     if map.contains_key("track_activity") {
         only(map, field, &["track_activity", "consider_consent"])?;
         return Ok(TargetingAction::TrackActivity {
-            kind: ActivityType::parse(&join(field, "track_activity"), &string(map, field, "track_activity")?)?,
+            kind: ActivityType::parse_tracked(&join(field, "track_activity"), &string(map, field, "track_activity")?)?,
             consider_consent: flag(map, field, "consider_consent", true)?,
         });
     }

@@ -677,13 +677,7 @@ impl TargetingService {
             })
             .collect::<Result<_, _>>()?;
         match self.store.record_activities(&activities, now).await {
-            Ok(_) => {
-                if activities.iter().any(|a| a.kind.is_order()) {
-                    self.segments.profiles.forget(customer);
-                }
-                Ok(())
-            }
-            Err(StoreError::DanglingReference { .. } | StoreError::NotFound { .. }) => Ok(()),
+            Ok(_) | Err(StoreError::DanglingReference { .. } | StoreError::NotFound { .. }) => Ok(()),
             Err(e) => Err(e),
         }
     }

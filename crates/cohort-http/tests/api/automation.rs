@@ -217,6 +217,16 @@ async fn invalid_rules_are_refused_with_their_field() {
         problem(refused, 400, "invalid_field").await["field"],
         "triggers[0].schedule"
     );
+    let order = app
+        .post(
+            "/v1/automation/rules",
+            json!({"name": "x", "triggers": ["customer_created"], "actions": [{"track_activity": "order"}]}),
+        )
+        .await;
+    assert_eq!(
+        problem(order, 400, "invalid_field").await["field"],
+        "actions[0].track_activity"
+    );
     let dangling = app
         .post(
             "/v1/automation/rules",

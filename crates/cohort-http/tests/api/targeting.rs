@@ -66,6 +66,17 @@ async fn rules_are_checked_when_saved_and_listed_as_written() {
     let body = problem(unknown_group, 422, "dangling_reference").await;
     assert_eq!(body["field"], "actions[0]");
 
+    let order = app
+        .post(
+            "/v1/targeting/rules",
+            json!({"name": "orders", "actions": [{"track_activity": "order"}]}),
+        )
+        .await;
+    assert_eq!(
+        problem(order, 400, "invalid_field").await["field"],
+        "actions[0].track_activity"
+    );
+
     let unknown_field = app
         .post("/v1/targeting/rules", json!({"name": "typo", "scop": "session"}))
         .await;
