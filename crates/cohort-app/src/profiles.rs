@@ -43,14 +43,14 @@ pub struct Cached {
 }
 
 /// What `lookup` found.
-pub enum Lookup {
+enum Lookup {
     Kept(Arc<Cached>),
     Missing(Ticket),
 }
 
 /// The forget counts a read started under.
 #[derive(Debug, Clone, Copy)]
-pub struct Ticket {
+struct Ticket {
     forgets: u64,
     generation: u64,
 }
@@ -142,7 +142,7 @@ impl Profiles {
 
     /// The customer's entry if kept, fresh at `now` and for these services; else the
     /// ticket to keep what is read next.
-    pub fn lookup(&self, customer: &CustomerId, services: &[ServiceId], now: Timestamp) -> Lookup {
+    fn lookup(&self, customer: &CustomerId, services: &[ServiceId], now: Timestamp) -> Lookup {
         let shard = self.shard(customer).lock().expect("profiles lock");
         if let Some(cached) = shard.entries.get(customer)
             && cached.services == services
@@ -158,7 +158,7 @@ impl Profiles {
 
     /// Keeps what was read after `lookup` gave `ticket`, unless the customer (or the
     /// log) was forgotten since; `true` if kept.
-    pub fn keep(&self, customer: &CustomerId, ticket: Ticket, cached: Arc<Cached>) -> bool {
+    fn keep(&self, customer: &CustomerId, ticket: Ticket, cached: Arc<Cached>) -> bool {
         let key = cached.profile.key;
         // The key is known before the entry is visible: a `forget_keys` from then on
         // finds it. While this call runs, the key is not dropped with an entry.

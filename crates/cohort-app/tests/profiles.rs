@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use cohort_app::profiles::Cached;
+use cohort_app::provider::Provided;
 use cohort_app::{App, Clock, ManualClock};
 use cohort_core::segment::{NewSegment, NewSegmentGroup};
 use cohort_core::*;
@@ -71,14 +73,18 @@ async fn world() -> World {
     }
 }
 
-/// What this process sees of c1: its segments' names, its tier attribute, its orders.
-async fn seen(w: &World) -> (Vec<String>, Option<String>, u32) {
-    let (provided, profile) = w
-        .app
+/// c1's segments in the shop as the provider gives them, with the profile they came from.
+async fn provided(w: &World) -> (Provided, Option<Arc<Cached>>) {
+    w.app
         .segments
         .customer_segments_and_profile(&w.shop, &w.c1)
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// What this process sees of c1: its segments' names, its tier attribute, its orders.
+async fn seen(w: &World) -> (Vec<String>, Option<String>, u32) {
+    let (provided, profile) = provided(w).await;
     let facts = &profile.expect("a known customer").profile.facts;
     let tier = facts
         .attributes
@@ -177,14 +183,9 @@ async fn this_processs_writes_are_seen_at_once() {
     order(w.app.store.as_ref(), &w, "o-1").await;
     w.app.profiles.forget(&w.c1);
     assert_eq!(seen(&w).await.2, 1);
-    // A customer deleted and created again elsewhere is a new key: the log names both.
+    // A customer deleted elsewhere: the log names its key.
     w.other.delete_customer(&w.c1, w.app.now()).await.unwrap();
     w.app.index.catch_up().await.unwrap();
-    let (provided, profile) = w
-        .app
-        .segments
-        .customer_segments_and_profile(&w.shop, &w.c1)
-        .await
-        .unwrap();
+    let (provided, profile) = provided(&w).await;
     assert!(profile.is_none() && provided.segments.is_empty());
 }

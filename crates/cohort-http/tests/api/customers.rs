@@ -282,15 +282,7 @@ async fn a_bad_line_after_flushed_batches_rolls_every_batch_back() {
 async fn metrics_count_requests_per_route() {
     let app = spawn_app().await;
     app.get("/v1/customers/nobody").await;
-    let text = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.public_text("/metrics").await;
     assert!(text.contains(r#"route="/v1/customers/{id}""#), "{text}");
     assert!(text.contains("http_request_duration_seconds_bucket"), "{text}");
 }

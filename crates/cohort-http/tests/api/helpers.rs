@@ -109,6 +109,17 @@ impl TestApp {
             .expect("request")
     }
 
+    /// GETs a route that needs no key (metrics, pages) and returns its body.
+    pub async fn public_text(&self, path: &str) -> String {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .expect("request");
+        response.text().await.expect("a text body")
+    }
+
     pub async fn send_json(&self, method: Method, path: &str, body: Value) -> Response {
         self.request(method, path, &self.admin)
             .json(&body)

@@ -474,18 +474,22 @@ async fn a_product_page_lists_the_promotions_that_can_apply() {
     .await;
 }
 
+/// A promotion of 5.00 off a customer's first order in `shop`.
+async fn welcome(app: &TestApp) -> Value {
+    app.create(
+        "/v1/promotions",
+        json!({"name": "Welcome", "applications": ["shop"], "currency": "EUR", "target": "everyone",
+               "conditions": {"first_order": true},
+               "discount": {"kind": "order_amount_off", "amount": "5.00"}}),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn of_two_simultaneous_first_orders_only_one_is_a_first_order() {
     let app = spawn_app().await;
     shop(&app).await;
-    let welcome = app
-        .create(
-            "/v1/promotions",
-            json!({"name": "Welcome", "applications": ["shop"], "currency": "EUR", "target": "everyone",
-                   "conditions": {"first_order": true},
-                   "discount": {"kind": "order_amount_off", "amount": "5.00"}}),
-        )
-        .await;
+    let welcome = welcome(&app).await;
     let orders = ["f-1", "f-2"].map(|id| {
         let mut order = basket(Some("C-2"), &[]);
         order["id"] = json!(id);
@@ -513,14 +517,7 @@ async fn of_two_simultaneous_first_orders_only_one_is_a_first_order() {
 async fn a_recorded_order_ends_a_first_order_promotion_at_once() {
     let app = spawn_app().await;
     shop(&app).await;
-    let welcome = app
-        .create(
-            "/v1/promotions",
-            json!({"name": "Welcome", "applications": ["shop"], "currency": "EUR", "target": "everyone",
-                   "conditions": {"first_order": true},
-                   "discount": {"kind": "order_amount_off", "amount": "5.00"}}),
-        )
-        .await;
+    let welcome = welcome(&app).await;
     let order = |id: &str, customer: &str| {
         json!({"id": id, "customer": customer, "type": "order", "at": "2026-12-06T10:00:00Z",
                "order": {"total": "20.00", "currency": "EUR", "items": []}})
@@ -544,15 +541,7 @@ async fn a_recorded_order_ends_a_first_order_promotion_at_once() {
         assert_eq!(reason(&after, &welcome["id"]), "condition", "{customer}: {after}");
     }
     // Exported for operators (the values are the process's, shared by every test).
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.public_text("/metrics").await;
     assert!(
         metrics.contains(r#"cohort_profile_reads_total{from="store"}"#),
         "{metrics}"

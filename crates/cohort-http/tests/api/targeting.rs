@@ -496,15 +496,7 @@ async fn the_tracker_and_the_demo_page_are_served_without_a_key() {
             .unwrap()
             .starts_with("text/javascript")
     );
-    let demo = app
-        .client
-        .get(format!("{}/demo/shop/ski?key=abc", app.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let demo = app.public_text("/demo/shop/ski?key=abc").await;
     assert!(demo.contains("data-cohort-slot=\"hero\""));
     assert!(demo.contains("data-key=\"abc\""));
 }
