@@ -252,7 +252,9 @@ pub async fn load(app: &App) -> StoreResult<Loaded> {
         }
     }
     for batch in activities.chunks(5_000) {
-        store.record_activities(batch, now).await?;
+        store
+            .record_activities(batch, now, cohort_store::Reacting::Reacts)
+            .await?;
     }
     for (group, label, definition) in builder_definitions() {
         app.builds

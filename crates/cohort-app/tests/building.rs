@@ -72,7 +72,11 @@ impl World {
             });
             batch.push(cohort_app::activities::parse_activity(&line.to_string(), self.app.now()).unwrap());
         }
-        self.app.store.record_activities(&batch, self.app.now()).await.unwrap();
+        self.app
+            .store
+            .record_activities(&batch, self.app.now(), cohort_store::Reacting::Reacts)
+            .await
+            .unwrap();
     }
 
     /// The customer's segments as `group/segment`, sorted.

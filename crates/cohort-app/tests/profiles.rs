@@ -112,7 +112,10 @@ async fn order(store: &dyn Store, w: &World, id: &str) {
         "order": {"total": "10.00", "currency": "EUR", "items": []},
     });
     let activity = cohort_app::activities::parse_activity(&line.to_string(), w.app.now()).unwrap();
-    store.record_activities(&[activity], w.app.now()).await.unwrap();
+    store
+        .record_activities(&[activity], w.app.now(), cohort_store::Reacting::Reacts)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -4,8 +4,9 @@
 //! lookup of its customers, which holds key share locks on them (in seq order) so none
 //! is deleted under the batch, then one `INSERT … SELECT FROM UNNEST(…)` per chunk of
 //! activities, which skips stored ids (`ON CONFLICT DO NOTHING`) and reports which
-//! customers it recorded activities for; at the commit one insert of those customers
-//! into the building queue. Columns travel as arrays, so a statement costs one round trip and
+//! customers and types it recorded activities for and the runs of seqs it took; at the
+//! commit one insert of those customers into the building queue, one upsert of their
+//! activity counts and one insert of the runs into automation's inbox. Columns travel as arrays, so a statement costs one round trip and
 //! one plan.
 
 use std::collections::{HashMap, HashSet};
@@ -13,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use cohort_core::{Activity, ActivityFilter, ActivityId, ActivityType, CustomerId, Page, PageRequest, Timestamp};
 use cohort_store::codec::{amount_e4, decode_attributes, decode_order, encode_attributes, encode_order, stored};
-use cohort_store::{ActivityRecording, ActivityStore, Queued, RecordSummary, StoreResult, skipped};
+use cohort_store::{ActivityRecording, ActivityStore, Queued, Reacting, RecordSummary, StoreResult, skipped};
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Postgres, Row, Transaction};
 
@@ -59,8 +60,10 @@ impl<'a> Columns<'a> {
 /// What inserting a chunk did.
 struct Inserted {
     count: u64,
-    /// The customers (seqs) it recorded activities for.
-    customers: Vec<i64>,
+    /// How many activities of each type it recorded for each customer (seq).
+    counts: Vec<(i64, String, i64)>,
+    /// The runs of consecutive seqs it took, `(first, last)`.
+    runs: Vec<(i64, i64)>,
     /// The ids it recorded, when it skipped some.
     ids: Option<Vec<String>>,
 }
@@ -76,18 +79,36 @@ async fn insert(
     // An INSERT from a single UNNEST takes the rows in array order, so seqs follow the
     // batch and a customer's list shows its activities as they were sent. The ids are
     // only gathered when some were skipped (the sub-query runs when its CASE is reached).
-    let (count, recorded_for, ids): (i64, Option<Vec<i64>>, Option<Vec<String>>) = sqlx::query_as(
+    // Concurrent inserts interleave their seqs: the runs of consecutive ones go to the inbox.
+    type Answer = (
+        i64,
+        Option<Vec<i64>>,
+        Option<Vec<String>>,
+        Option<Vec<i64>>,
+        Option<Vec<i64>>,
+        Option<Vec<i64>>,
+        Option<Vec<String>>,
+    );
+    let (count, counted_for, counted_types, counted, firsts, lasts, ids): Answer = sqlx::query_as(
         "WITH recorded AS (
              INSERT INTO activities (id, customer_seq, type, at, attributes, order_data, amount_e4, recorded_at)
              SELECT v.id, v.customer_seq, v.type, v.at, v.attributes::jsonb, v.order_data, v.amount_e4, $8
              FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::bigint[])
                  AS v (id, customer_seq, type, at, attributes, order_data, amount_e4)
              ON CONFLICT (id) DO NOTHING
-             RETURNING id, customer_seq
+             RETURNING seq, id, customer_seq, type
+         ), counted AS (
+             SELECT customer_seq, type, count(*) AS n FROM recorded GROUP BY customer_seq, type
+         ), runs AS (
+             SELECT min(seq) AS first, max(seq) AS last
+             FROM (SELECT seq, seq - row_number() OVER (ORDER BY seq) AS run FROM recorded) r GROUP BY run
          )
-         SELECT count(*), array_agg(DISTINCT customer_seq),
-                CASE WHEN count(*) < cardinality($1::text[]) THEN (SELECT array_agg(id) FROM recorded) END
-         FROM recorded",
+         SELECT (SELECT count(*) FROM recorded),
+                (SELECT array_agg(customer_seq) FROM counted), (SELECT array_agg(type::text) FROM counted),
+                (SELECT array_agg(n) FROM counted),
+                (SELECT array_agg(first ORDER BY first) FROM runs), (SELECT array_agg(last ORDER BY first) FROM runs),
+                CASE WHEN (SELECT count(*) FROM recorded) < cardinality($1::text[])
+                     THEN (SELECT array_agg(id) FROM recorded) END",
     )
     .bind(&columns.ids)
     .bind(&customers)
@@ -100,9 +121,22 @@ async fn insert(
     .fetch_one(conn)
     .await
     .map_err(db)?;
+    let counts = counted_for
+        .unwrap_or_default()
+        .into_iter()
+        .zip(counted_types.unwrap_or_default())
+        .zip(counted.unwrap_or_default())
+        .map(|((customer, kind), n)| (customer, kind, n))
+        .collect();
+    let runs = firsts
+        .unwrap_or_default()
+        .into_iter()
+        .zip(lasts.unwrap_or_default())
+        .collect();
     Ok(Inserted {
         count: u64::try_from(count).unwrap_or(0),
-        customers: recorded_for.unwrap_or_default(),
+        counts,
+        runs,
         ids: ids.or_else(|| (count < columns.ids.len() as i64).then(Vec::new)),
     })
 }
@@ -124,8 +158,12 @@ fn from_row(customer: &CustomerId, row: &PgRow) -> StoreResult<(i64, Activity)> 
 struct PostgresRecording {
     tx: Transaction<'static, Postgres>,
     now: Timestamp,
-    /// Customers with a recorded activity, queued for building at the commit.
-    queued: HashSet<i64>,
+    reacting: Reacting,
+    /// Activities recorded per customer (seq) and type: the customers are queued for
+    /// building and the counts added at the commit.
+    counts: HashMap<(i64, String), i64>,
+    /// Runs of consecutive seqs recorded, for automation's inbox.
+    runs: Vec<(i64, i64)>,
     recorded: u64,
     retried: Vec<usize>,
 }
@@ -153,7 +191,15 @@ impl ActivityRecording for PostgresRecording {
             let (inserted, encoded) = tokio::join!(biased; insert(&mut self.tx, &columns, &seqs, self.now), async { next.map(Columns::encode) });
             let inserted = inserted?;
             self.recorded += inserted.count;
-            self.queued.extend(inserted.customers);
+            for (customer, kind, n) in inserted.counts {
+                *self.counts.entry((customer, kind)).or_default() += n;
+            }
+            for (first, last) in inserted.runs {
+                match self.runs.last_mut() {
+                    Some(run) if run.1 + 1 == first => run.1 = last,
+                    _ => self.runs.push((first, last)),
+                }
+            }
             if let Some(ids) = inserted.ids {
                 let rows = columns.ids.iter().enumerate().map(|(i, id)| (i, *id));
                 skipped_ids.extend(skipped(rows, ids).into_iter().map(|i| columns.ids[i]));
@@ -178,9 +224,11 @@ impl ActivityRecording for PostgresRecording {
     }
 
     async fn commit(mut self: Box<Self>) -> StoreResult<RecordSummary> {
-        // In seq order, so concurrent batches lock queue rows in the same order.
-        let mut queued: Vec<i64> = self.queued.drain().collect();
-        queued.sort_unstable();
+        // In seq order, so concurrent batches lock queue and count rows in the same order.
+        let mut counts: Vec<((i64, String), i64)> = self.counts.drain().collect();
+        counts.sort_unstable();
+        let mut queued: Vec<i64> = counts.iter().map(|((customer, _), _)| *customer).collect();
+        queued.dedup();
         for chunk in queued.chunks(QUEUED_PER_STATEMENT) {
             sqlx::query(
                 "INSERT INTO segment_build_queue (customer_seq, queued_at)
@@ -189,6 +237,31 @@ impl ActivityRecording for PostgresRecording {
             )
             .bind(chunk)
             .bind(self.now.unix_micros())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db)?;
+        }
+        for chunk in counts.chunks(QUEUED_PER_STATEMENT) {
+            sqlx::query(
+                "INSERT INTO activity_counts (customer_seq, type, count)
+                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[]) ORDER BY 1, 2
+                 ON CONFLICT (customer_seq, type) DO UPDATE SET count = activity_counts.count + excluded.count",
+            )
+            .bind(chunk.iter().map(|((customer, _), _)| *customer).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|((_, kind), _)| kind.as_str()).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|(_, n)| *n).collect::<Vec<_>>())
+            .execute(&mut *self.tx)
+            .await
+            .map_err(db)?;
+        }
+        if !self.runs.is_empty() {
+            sqlx::query(
+                "INSERT INTO automation_inbox (first_activity, last_activity, reacts)
+                 SELECT first, last, $3 FROM UNNEST($1::bigint[], $2::bigint[]) AS r (first, last)",
+            )
+            .bind(self.runs.iter().map(|r| r.0).collect::<Vec<_>>())
+            .bind(self.runs.iter().map(|r| r.1).collect::<Vec<_>>())
+            .bind(self.reacting == Reacting::Reacts)
             .execute(&mut *self.tx)
             .await
             .map_err(db)?;
@@ -203,12 +276,14 @@ impl ActivityRecording for PostgresRecording {
 
 #[async_trait]
 impl ActivityStore for PostgresStore {
-    async fn begin_recording(&self, now: Timestamp) -> StoreResult<Box<dyn ActivityRecording>> {
+    async fn begin_recording(&self, now: Timestamp, reacting: Reacting) -> StoreResult<Box<dyn ActivityRecording>> {
         let tx = self.pool.begin().await.map_err(db)?;
         Ok(Box::new(PostgresRecording {
             tx,
             now,
-            queued: HashSet::new(),
+            reacting,
+            counts: HashMap::new(),
+            runs: Vec::new(),
             recorded: 0,
             retried: Vec::new(),
         }))

@@ -36,7 +36,7 @@ pub(crate) async fn profile(
 ) -> StoreResult<Option<CustomerProfile>> {
     let row: Option<(i64, String, i64, String, bool)> = sqlx::query_as(
         "SELECT c.seq, c.attributes::text,
-                (SELECT count(*) FROM activities a WHERE a.customer_seq = c.seq AND a.type = 'order'),
+                coalesce((SELECT n.count FROM activity_counts n WHERE n.customer_seq = c.seq AND n.type = 'order'), 0),
                 (SELECT COALESCE(json_agg(json_build_array(
                      m.segment_id, m.source, m.assigned_at, m.application_counter, m.expires_at,
                      s.group_id, s.name, s.reference, s.calculated::int,
@@ -75,7 +75,7 @@ pub(crate) async fn profile(
 async fn customer_facts(store: &PostgresStore, customer: &CustomerId) -> StoreResult<Option<CustomerFacts>> {
     let row: Option<(String, i64, bool)> = sqlx::query_as(
         "SELECT c.attributes::text,
-                (SELECT count(*) FROM activities a WHERE a.customer_seq = c.seq AND a.type = 'order'),
+                coalesce((SELECT n.count FROM activity_counts n WHERE n.customer_seq = c.seq AND n.type = 'order'), 0),
                 c.profiling_consent
          FROM customers c WHERE c.id = $1",
     )

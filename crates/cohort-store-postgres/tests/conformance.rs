@@ -214,7 +214,7 @@ async fn a_customer_deleted_while_a_batch_records_for_it_keeps_no_activity() {
         )
         .unwrap()
     };
-    let mut batch = test.begin_recording(at).await.unwrap();
+    let mut batch = test.begin_recording(at, cohort_store::Reacting::Reacts).await.unwrap();
     batch.write(&[login("a1"), login("a2")], 0).await.unwrap();
 
     // The deletion runs until it waits for a lock the batch holds; then the batch commits.

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use cohort_core::{Activity, ActivityFilter, ActivityId, ActivityType, CustomerId, Page, PageRequest, Timestamp};
 use cohort_store::codec::{decode_attributes, decode_order, stored};
-use cohort_store::{ActivityRecording, ActivityStore, Queued, StoreResult};
+use cohort_store::{ActivityRecording, ActivityStore, Queued, Reacting, StoreResult};
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
 
@@ -27,8 +27,8 @@ fn from_row(customer: &CustomerId, row: &SqliteRow) -> StoreResult<(i64, Activit
 
 #[async_trait]
 impl ActivityStore for SqliteStore {
-    async fn begin_recording(&self, now: Timestamp) -> StoreResult<Box<dyn ActivityRecording>> {
-        Ok(Box::new(SqliteRecording::begin(self, now).await?))
+    async fn begin_recording(&self, now: Timestamp, reacting: Reacting) -> StoreResult<Box<dyn ActivityRecording>> {
+        Ok(Box::new(SqliteRecording::begin(self, now, reacting).await?))
     }
 
     async fn list_activities(

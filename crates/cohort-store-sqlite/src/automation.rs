@@ -7,5 +7,5 @@ use sqlx::sqlite::SqliteRow;
 use crate::SqliteStore;
 
 cohort_store::sql_automation_store!(SqliteStore, row: SqliteRow, read: read, write: write,
-    begin: begin_with("BEGIN IMMEDIATE"), lock: "", db: crate::error::db,
+    begin: begin_with("BEGIN IMMEDIATE"), lock: "", snapshot: "", json_out: "", db: crate::error::db,
     change_segments: crate::memberships::change, patch_customer: crate::customers::patch);

@@ -34,7 +34,7 @@ pub(crate) async fn facts_of(
 ) -> StoreResult<Option<(i64, CustomerFacts)>> {
     let row: Option<(i64, String, i64, bool)> = sqlx::query_as(
         "SELECT c.seq, c.attributes,
-                (SELECT count(*) FROM activities a WHERE a.customer_seq = c.seq AND a.type = 'order'),
+                coalesce((SELECT n.count FROM activity_counts n WHERE n.customer_seq = c.seq AND n.type = 'order'), 0),
                 c.profiling_consent
          FROM customers c WHERE c.id = $1",
     )
@@ -66,7 +66,7 @@ pub(crate) async fn profile(
 ) -> StoreResult<Option<CustomerProfile>> {
     let row: Option<(i64, String, i64, String, bool)> = sqlx::query_as(
         "SELECT c.seq, c.attributes,
-                (SELECT count(*) FROM activities a WHERE a.customer_seq = c.seq AND a.type = 'order'),
+                coalesce((SELECT n.count FROM activity_counts n WHERE n.customer_seq = c.seq AND n.type = 'order'), 0),
                 (SELECT json_group_array(json_array(
                      m.segment_id, m.source, m.assigned_at, m.application_counter, m.expires_at,
                      s.group_id, s.name, s.reference, s.calculated,

@@ -5,14 +5,16 @@
 //! this one is written, each part is encoded to bind values on the caller's thread,
 //! and the customer keys of a part are looked up on a read connection while the
 //! previous part is inserted. The lookup is exact: the open write transaction keeps
-//! every other writer out, so the read sees the state the insert will see.
+//! every other writer out, so the read sees the state the insert will see. The commit
+//! queues the batch's customers for building, adds its activities to their counts and
+//! puts its range of seqs in automation's inbox.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use cohort_core::{Activity, Timestamp};
 use cohort_store::codec::{amount_e4, encode_attributes, encode_order};
-use cohort_store::{ActivityRecording, RecordSummary, StoreError, StoreResult, skipped};
+use cohort_store::{ActivityRecording, Reacting, RecordSummary, StoreError, StoreResult, skipped};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool, Transaction};
 
 use crate::SqliteStore;
@@ -42,6 +44,7 @@ pub(crate) struct SqliteRecording {
     /// Largest activity seq before this batch: its rows come after.
     before: i64,
     now: Timestamp,
+    reacting: Reacting,
     /// The previous part, inserted while the next one is looked up.
     pending: Vec<Row>,
     recorded: u64,
@@ -49,7 +52,7 @@ pub(crate) struct SqliteRecording {
 }
 
 impl SqliteRecording {
-    pub(crate) async fn begin(store: &SqliteStore, now: Timestamp) -> StoreResult<Self> {
+    pub(crate) async fn begin(store: &SqliteStore, now: Timestamp, reacting: Reacting) -> StoreResult<Self> {
         let mut tx = store.write.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
         let before: i64 = sqlx::query_scalar("SELECT coalesce(max(seq), 0) FROM activities")
             .fetch_one(&mut *tx)
@@ -60,6 +63,7 @@ impl SqliteRecording {
             lookups: (!store.in_memory).then(|| store.read.clone()),
             before,
             now,
+            reacting,
             pending: Vec::new(),
             recorded: 0,
             retried: Vec::new(),
@@ -112,6 +116,26 @@ impl ActivityRecording for SqliteRecording {
         )
         .bind(self.before)
         .bind(self.now.unix_micros())
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        sqlx::query(
+            "INSERT INTO activity_counts (customer_seq, type, count)
+             SELECT customer_seq, type, count(*) FROM activities WHERE seq > $1 GROUP BY customer_seq, type
+             ON CONFLICT (customer_seq, type) DO UPDATE SET count = activity_counts.count + excluded.count",
+        )
+        .bind(self.before)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(db)?;
+        // The batch's seqs follow each other: the one writer recorded nothing between.
+        sqlx::query(
+            "INSERT INTO automation_inbox (first_activity, last_activity, reacts)
+             SELECT first, last, $2 FROM (SELECT min(seq) AS first, max(seq) AS last FROM activities WHERE seq > $1)
+             WHERE first IS NOT NULL",
+        )
+        .bind(self.before)
+        .bind(self.reacting == Reacting::Reacts)
         .execute(&mut *self.tx)
         .await
         .map_err(db)?;

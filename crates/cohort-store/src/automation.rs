@@ -7,7 +7,9 @@
 
 use async_trait::async_trait;
 use cohort_core::automation::AutomationRuleId;
-use cohort_core::{CustomerId, CustomerPatch, SegmentChange, Timestamp};
+use std::collections::BTreeMap;
+
+use cohort_core::{ActivityType, Attributes, CustomerId, CustomerPatch, SegmentChange, Timestamp};
 
 use crate::StoreResult;
 
@@ -104,6 +106,40 @@ pub enum JobEffect {
     Customer(CustomerPatch),
 }
 
+/// Automation's inbox as one snapshot read it: the activities recorded since
+/// automation last reacted, with what their customers' conditions read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Unreacted {
+    /// The entries read; the firing that reacts to them removes them.
+    pub entries: Vec<i64>,
+    /// Their activities (those still stored), in the order they were recorded.
+    pub activities: Vec<UnreactedActivity>,
+    /// Each customer of those activities once.
+    pub customers: Vec<InboxCustomer>,
+}
+
+/// An activity automation has yet to react to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreactedActivity {
+    /// Its customer's key.
+    pub customer: i64,
+    pub kind: ActivityType,
+    /// `false`: counted, but no rule fires for it (`Reacting::CountedOnly`).
+    pub reacts: bool,
+}
+
+/// A customer of unreacted activities, as the snapshot saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InboxCustomer {
+    pub key: i64,
+    pub id: CustomerId,
+    /// Empty unless asked for.
+    pub attributes: Attributes,
+    /// Its activity counts of the types asked for (types without activities left out),
+    /// every unreacted activity included.
+    pub counts: BTreeMap<ActivityType, u32>,
+}
+
 #[async_trait]
 pub trait AutomationStore: Send + Sync + 'static {
     async fn create_automation_rule(&self, definition: &str, now: Timestamp) -> StoreResult<StoredAutomationRule>;
@@ -125,18 +161,28 @@ pub trait AutomationStore: Send + Sync + 'static {
     /// Counts the rules that fired and queues their actions, in one transaction.
     /// Jobs for customers cohort does not know are left out.
     async fn fire(&self, rules: &[AutomationRuleId], jobs: &[NewJob], now: Timestamp) -> StoreResult<()> {
-        self.fire_with(rules, jobs, now, None).await.map(|_| ())
+        self.fire_with(rules, jobs, now, None, &[]).await.map(|_| ())
     }
     /// `fire`, recording in the same transaction how far a schedule run went, so a page
-    /// of it is queued exactly once; `false` (nothing written) if the run's lease is no
-    /// longer `progress.lease` (it was taken over, or the rule deleted).
+    /// of it is queued exactly once, and removing the inbox entries `reacted` to, so an
+    /// activity is reacted to once; `false` (nothing written) if the run's lease is no
+    /// longer `progress.lease` (it was taken over, or the rule deleted) or one of the
+    /// entries is gone (another server reacted to it).
     async fn fire_with(
         &self,
         rules: &[AutomationRuleId],
         jobs: &[NewJob],
         now: Timestamp,
         progress: Option<&ScheduleProgress>,
+        reacted: &[i64],
     ) -> StoreResult<bool>;
+    /// Reads automation's inbox in one snapshot: every entry, their activities, and
+    /// their customers with attributes (when `attributes`) and their counts of the
+    /// `counted` types. The counts include every activity read, so the counts right
+    /// after an activity are the snapshot's less the same customer's later ones.
+    async fn unreacted(&self, counted: &[ActivityType], attributes: bool) -> StoreResult<Unreacted>;
+    /// Empties the inbox without reacting (when no rule listens to activities).
+    async fn discard_unreacted(&self) -> StoreResult<()>;
     /// Claims up to `limit` jobs due at `now` (earliest first) that no live claim
     /// holds, until `lease_until`, under the claim `lease` (non-zero).
     async fn claim_jobs(&self, now: Timestamp, lease_until: Timestamp, lease: i64, limit: u32)
@@ -196,13 +242,18 @@ pub trait AutomationStore: Send + Sync + 'static {
 ///
 /// ```text
 /// cohort_store::sql_automation_store!(SqliteStore, row: SqliteRow, read: read, write: write,
-///     begin: begin_with("BEGIN IMMEDIATE"), lock: "", db: crate::error::db,
+///     begin: begin_with("BEGIN IMMEDIATE"), lock: "", snapshot: "", json_out: "", db: crate::error::db,
 ///     change_segments: crate::memberships::change, patch_customer: crate::customers::patch);
 /// ```
+///
+/// `snapshot` is the first statement of a read transaction whose statements must all
+/// see one snapshot (SQLite's read transactions do; PostgreSQL's need repeatable read);
+/// `json_out` turns the stored attributes into JSON text.
 #[macro_export]
 macro_rules! sql_automation_store {
     ($store:ty, row: $row:ty, read: $read:ident, write: $write:ident, begin: $begin:ident($($arg:expr),*),
-     lock: $lock:literal, db: $db:path, change_segments: $change:path, patch_customer: $patch:path) => {
+     lock: $lock:literal, snapshot: $snapshot:literal, json_out: $json_out:literal, db: $db:path,
+     change_segments: $change:path, patch_customer: $patch:path) => {
         use sqlx::Row as _;
 
         const RULE_COLUMNS: &str = "id, definition, created_at, updated_at, fired, last_fired_at, scheduled_through,
@@ -329,8 +380,19 @@ macro_rules! sql_automation_store {
                 jobs: &[$crate::automation::NewJob],
                 now: cohort_core::Timestamp,
                 progress: Option<&$crate::automation::ScheduleProgress>,
+                reacted: &[i64],
             ) -> $crate::StoreResult<bool> {
                 let mut tx = self.$write.$begin($($arg),*).await.map_err($db)?;
+                for position in reacted {
+                    let removed = sqlx::query("DELETE FROM automation_inbox WHERE position = $1")
+                        .bind(position)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err($db)?;
+                    if removed.rows_affected() == 0 {
+                        return Ok(false);
+                    }
+                }
                 if let Some(p) = progress {
                     // The run's last page ends it; the others move it on and renew its lease.
                     let moved = match p.after {
@@ -356,10 +418,15 @@ macro_rules! sql_automation_store {
                         return Ok(false);
                     }
                 }
+                let mut firings: std::collections::BTreeMap<i64, i64> = std::collections::BTreeMap::new();
                 for rule in rules {
-                    sqlx::query("UPDATE automation_rules SET fired = fired + 1, last_fired_at = $2 WHERE id = $1")
-                        .bind(rule.get())
+                    *firings.entry(rule.get()).or_default() += 1;
+                }
+                for (rule, fired) in firings {
+                    sqlx::query("UPDATE automation_rules SET fired = fired + $3, last_fired_at = $2 WHERE id = $1")
+                        .bind(rule)
                         .bind(now.unix_micros())
+                        .bind(fired)
                         .execute(&mut *tx)
                         .await
                         .map_err($db)?;
@@ -380,6 +447,98 @@ macro_rules! sql_automation_store {
                 }
                 tx.commit().await.map_err($db)?;
                 Ok(true)
+            }
+
+            async fn unreacted(
+                &self,
+                counted: &[cohort_core::ActivityType],
+                attributes: bool,
+            ) -> $crate::StoreResult<$crate::automation::Unreacted> {
+                use $crate::automation::{InboxCustomer, Unreacted, UnreactedActivity};
+                const ACTIVITIES: &str = "SELECT a.customer_seq FROM automation_inbox i
+                    JOIN activities a ON a.seq BETWEEN i.first_activity AND i.last_activity";
+                let mut tx = self.$read.begin().await.map_err($db)?;
+                if !$snapshot.is_empty() {
+                    sqlx::query($snapshot).execute(&mut *tx).await.map_err($db)?;
+                }
+                let entries: Vec<i64> = sqlx::query_scalar("SELECT position FROM automation_inbox ORDER BY position")
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err($db)?;
+                if entries.is_empty() {
+                    return Ok(Unreacted::default());
+                }
+                let rows: Vec<(i64, String, bool)> = sqlx::query_as(
+                    "SELECT a.customer_seq, a.type, i.reacts FROM automation_inbox i
+                     JOIN activities a ON a.seq BETWEEN i.first_activity AND i.last_activity
+                     ORDER BY i.position, a.seq",
+                )
+                .fetch_all(&mut *tx)
+                .await
+                .map_err($db)?;
+                // Few distinct types: each is parsed once.
+                let mut kinds: Vec<cohort_core::ActivityType> = Vec::new();
+                let mut activities = Vec::with_capacity(rows.len());
+                for (customer, kind, reacts) in rows {
+                    let kind = match kinds.iter().find(|k| k.as_str() == kind) {
+                        Some(known) => known.clone(),
+                        None => {
+                            let parsed = $crate::codec::stored(cohort_core::ActivityType::parse("type", &kind))?;
+                            kinds.push(parsed.clone());
+                            parsed
+                        }
+                    };
+                    activities.push(UnreactedActivity { customer, kind, reacts });
+                }
+                let columns = if attributes { concat!("c.attributes", $json_out) } else { "''" };
+                let rows: Vec<(i64, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT c.seq, c.id, {columns} FROM customers c WHERE c.seq IN ({ACTIVITIES})"
+                )))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err($db)?;
+                let mut at = std::collections::HashMap::with_capacity(rows.len());
+                let mut customers = Vec::with_capacity(rows.len());
+                for (key, id, attributes) in rows {
+                    at.insert(key, customers.len());
+                    customers.push(InboxCustomer {
+                        key,
+                        id: $crate::codec::stored(cohort_core::CustomerId::parse("id", &id))?,
+                        attributes: if attributes.is_empty() {
+                            cohort_core::Attributes::default()
+                        } else {
+                            $crate::codec::decode_attributes(&attributes)?
+                        },
+                        counts: std::collections::BTreeMap::new(),
+                    });
+                }
+                if !counted.is_empty() {
+                    let rows: Vec<(i64, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "SELECT n.customer_seq, n.type, n.count FROM activity_counts n
+                         WHERE n.customer_seq IN ({ACTIVITIES})"
+                    )))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err($db)?;
+                    for (key, kind, count) in rows {
+                        if let (Some(kind), Some(&i)) = (counted.iter().find(|k| k.as_str() == kind), at.get(&key)) {
+                            customers[i].counts.insert(kind.clone(), u32::try_from(count).unwrap_or(u32::MAX));
+                        }
+                    }
+                }
+                Ok(Unreacted {
+                    entries,
+                    activities,
+                    customers,
+                })
+            }
+
+            async fn discard_unreacted(&self) -> $crate::StoreResult<()> {
+                sqlx::query("DELETE FROM automation_inbox")
+                    .execute(&self.$write)
+                    .await
+                    .map_err($db)?;
+                Ok(())
             }
 
             async fn claim_jobs(

@@ -92,11 +92,13 @@ macro_rules! sql_customer_store {
                     let Some(seq) = seq else {
                         return Err(StoreError::not_found("customer", id));
                     };
-                    sqlx::query("DELETE FROM activities WHERE customer_seq = $1")
-                        .bind(seq)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err($db)?;
+                    for table in ["activities", "activity_counts"] {
+                        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE customer_seq = $1")))
+                            .bind(seq)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err($db)?;
+                    }
                     sqlx::query("INSERT INTO deletions (customer_id, deleted_at) VALUES ($1, $2)")
                         .bind(id.as_str())
                         .bind(now.unix_micros())

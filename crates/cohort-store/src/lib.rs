@@ -19,7 +19,8 @@ mod target_groups_sql;
 mod targeting;
 
 pub use automation::{
-    AutomationStore, DeadLetter, Job, JobEffect, NewJob, ScheduleProgress, ScheduleRun, StoredAutomationRule,
+    AutomationStore, DeadLetter, InboxCustomer, Job, JobEffect, NewJob, ScheduleProgress, ScheduleRun,
+    StoredAutomationRule, Unreacted, UnreactedActivity,
 };
 pub use error::{StoreError, StoreResult};
 pub use promotions::{CustomerFacts, CustomerProfile, OrderOutcome, OrderPlacement, PromotionStore};
@@ -27,6 +28,6 @@ pub use store::{
     ActivityRecording, ActivityStore, ApplicationStore, BuildChange, BuildInput, BuildSelection, BuildSummary,
     BuilderStore, CustomerFilter, CustomerImport, CustomerStore, Deletion, GroupedSegment, ImportMode, ImportSummary,
     ImportedMembership, KeySelection, KeyStore, LogRead, MembershipChange, MembershipFeed, MembershipImportSummary,
-    Queued, RecordSummary, SegmentFilter, SegmentStore, ServiceStore, Store, TargetGroupStore, skipped,
+    Queued, Reacting, RecordSummary, SegmentFilter, SegmentStore, ServiceStore, Store, TargetGroupStore, skipped,
 };
 pub use targeting::{StoredRule, StoredVisitor, TargetingStore};

@@ -383,8 +383,9 @@ macro_rules! sql_promotion_store {
                         return Ok(OrderOutcome::AlreadyPlaced { answer });
                     }
                     if let (Some(seen), Some(seq)) = (order.orders_seen, customer_seq) {
-                        let orders: i64 =
-                            sqlx::query_scalar("SELECT count(*) FROM activities WHERE customer_seq = $1 AND type = 'order'")
+                        let orders: i64 = sqlx::query_scalar(
+                            "SELECT coalesce(max(count), 0) FROM activity_counts WHERE customer_seq = $1 AND type = 'order'",
+                        )
                                 .bind(seq)
                                 .fetch_one(&mut *tx)
                                 .await
@@ -469,6 +470,24 @@ macro_rules! sql_promotion_store {
                             )
                             .bind(seq)
                             .bind(order.at.unix_micros())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err($db)?;
+                            sqlx::query(
+                                "INSERT INTO activity_counts (customer_seq, type, count) VALUES ($1, $2, 1)
+                                 ON CONFLICT (customer_seq, type) DO UPDATE SET count = activity_counts.count + 1",
+                            )
+                            .bind(seq)
+                            .bind(activity.kind.as_str())
+                            .execute(&mut *tx)
+                            .await
+                            .map_err($db)?;
+                            sqlx::query(
+                                "INSERT INTO automation_inbox (first_activity, last_activity, reacts)
+                                 SELECT seq, seq, $2 FROM activities WHERE id = $1",
+                            )
+                            .bind(activity.id.as_str())
+                            .bind(true)
                             .execute(&mut *tx)
                             .await
                             .map_err($db)?;

@@ -280,17 +280,34 @@ pub trait ActivityRecording: Send {
     async fn commit(self: Box<Self>) -> StoreResult<RecordSummary>;
 }
 
+/// Whether automation rules react to recorded activities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reacting {
+    /// Rules listening to new activities judge them.
+    Reacts,
+    /// Tracked by an automation action: counted, but they fire no rule, so rules
+    /// cannot set each other off without end.
+    CountedOnly,
+}
+
 /// Activities, and the queue of customers whose segments need building again.
 #[async_trait]
 pub trait ActivityStore: Send + Sync + 'static {
     /// Starts recording a batch in one transaction. An activity whose id is already
     /// stored (or earlier in the batch) is a retry: skipped and counted. A customer that
     /// does not exist fails the whole batch (`lines[i].customer`). Each customer with a
-    /// recorded activity is queued for incremental segment building.
-    async fn begin_recording(&self, now: Timestamp) -> StoreResult<Box<dyn ActivityRecording>>;
+    /// recorded activity is queued for incremental segment building, its activity
+    /// counts move, and the recorded activities enter automation's inbox
+    /// (`AutomationStore::unreacted`) in the same transaction.
+    async fn begin_recording(&self, now: Timestamp, reacting: Reacting) -> StoreResult<Box<dyn ActivityRecording>>;
     /// Records a batch in one transaction (`begin_recording`, one write, commit).
-    async fn record_activities(&self, activities: &[Activity], now: Timestamp) -> StoreResult<RecordSummary> {
-        let mut recording = self.begin_recording(now).await?;
+    async fn record_activities(
+        &self,
+        activities: &[Activity],
+        now: Timestamp,
+        reacting: Reacting,
+    ) -> StoreResult<RecordSummary> {
+        let mut recording = self.begin_recording(now, reacting).await?;
         recording.write(activities, 0).await?;
         recording.commit().await
     }

@@ -1,7 +1,9 @@
 //! Automation: rule definitions as JSON (`rules.rs`), the service that keeps rules
 //! compiled, reacts to events by queueing actions durably, and runs them
-//! (`service.rs`), and schedule triggers (`schedule.rs`).
+//! (`service.rs`), reacting to recorded activities from the store's inbox
+//! (`inbox.rs`), and schedule triggers (`schedule.rs`).
 
+mod inbox;
 mod rules;
 pub mod schedule;
 pub mod service;

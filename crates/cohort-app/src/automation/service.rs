@@ -21,7 +21,7 @@ use cohort_core::{
 };
 use cohort_engine::automation::{Automation, CustomerFacts, Evaluation, counts_as_of, evaluate, runs};
 use cohort_store::{
-    BuildSelection, Job, JobEffect, KeySelection, NewJob, ScheduleProgress, Store, StoreError, StoreResult,
+    BuildSelection, Job, JobEffect, KeySelection, NewJob, Reacting, ScheduleProgress, Store, StoreError, StoreResult,
     StoredAutomationRule,
 };
 use hmac::{Hmac, Mac};
@@ -43,6 +43,8 @@ pub(super) const LEASE_MICROS: i64 = 60 * 1_000_000;
 const CLAIM: u32 = 100;
 /// Customers read together when reacting to many events.
 const FACTS_CHUNK: usize = 1_000;
+/// Recorded activities reacted to before their request is answered, at most.
+pub const INLINE: usize = 1_000;
 /// Runs of a failing action before it becomes a dead letter.
 pub const MAX_ATTEMPTS: u32 = 6;
 
@@ -52,7 +54,9 @@ pub struct Compiled {
     pub automation: Automation,
     pub(super) rules: BTreeMap<AutomationRuleId, AutomationRule>,
     /// The groups of the segments the conditions ask about.
-    asked_groups: Vec<SegmentGroupId>,
+    pub(super) asked_groups: Vec<SegmentGroupId>,
+    /// Whether some condition tests a customer field.
+    pub(super) reads_attributes: bool,
 }
 
 /// What the conditions read of one customer.
@@ -91,6 +95,10 @@ pub struct Automations {
     compiled: RwLock<Option<Arc<Compiled>>>,
     checked_at: Mutex<Timestamp>,
     reload: tokio::sync::Mutex<()>,
+    /// Held by the round reacting to recorded activities (`inbox.rs`).
+    pub(super) reacting: tokio::sync::Mutex<()>,
+    /// Wakes the worker to react to activities recorded by this process.
+    recorded: tokio::sync::Notify,
 }
 
 impl Automations {
@@ -111,6 +119,8 @@ impl Automations {
             compiled: RwLock::new(None),
             checked_at: Mutex::new(Timestamp::from_unix_micros(i64::MIN)),
             reload: tokio::sync::Mutex::new(()),
+            reacting: tokio::sync::Mutex::new(()),
+            recorded: tokio::sync::Notify::new(),
         }
     }
 
@@ -167,11 +177,18 @@ impl Automations {
                 groups.insert(found.group);
             }
         }
+        let reads_attributes = rules.values().any(|rule| {
+            rule.conditions
+                .leaves()
+                .iter()
+                .any(|leaf| matches!(leaf, AutomationCondition::FieldEquals { .. }))
+        });
         Ok(Compiled {
             version,
             automation,
             rules,
             asked_groups: groups.into_iter().collect(),
+            reads_attributes,
         })
     }
 
@@ -432,7 +449,7 @@ impl Automations {
         let kept = if rules.is_empty() && schedule.is_none() {
             true
         } else {
-            self.store.fire_with(&rules, &jobs, now, schedule).await?
+            self.store.fire_with(&rules, &jobs, now, schedule, &[]).await?
         };
         tracing::debug!(
             customers = customers.len(),
@@ -443,6 +460,23 @@ impl Automations {
             "automation reacted to a batch"
         );
         Ok((rules, kept))
+    }
+
+    /// Activities were recorded: when rules listen to them, a batch of at most
+    /// `INLINE` is reacted to now (its caller answers after), a larger one by the
+    /// worker right away; logs instead of failing (they stay in the inbox).
+    pub async fn after_recording(&self, recorded: usize) {
+        let listening = match self.current().await {
+            Ok(compiled) => compiled.automation.listens_to_activities(),
+            Err(_) => true,
+        };
+        if listening && recorded <= INLINE {
+            if let Err(e) = self.react_to_recorded().await {
+                tracing::error!(error = %e, "automation could not react to recorded activities");
+            }
+        } else {
+            self.recorded.notify_one();
+        }
     }
 
     /// Reacts to an event, logging instead of failing (for callers whose own work is
@@ -715,7 +749,7 @@ impl Automations {
                 let activity = Activity::new(id, customer.clone(), kind.clone(), now, Attributes::default(), None)
                     .map_err(|e| e.to_string())?;
                 self.store
-                    .record_activities(&[activity], now)
+                    .record_activities(&[activity], now, Reacting::CountedOnly)
                     .await
                     .map_err(store_error)?;
                 JobEffect::Nothing
@@ -765,7 +799,9 @@ impl Automations {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                () = self.recorded.notified() => self.react_logged_to_recorded().await,
                 _ = ticks.tick() => {
+                    self.react_logged_to_recorded().await;
                     if let Err(e) = self.run_schedules().await {
                         tracing::warn!(error = %e, "automation schedules not run");
                     }
@@ -775,6 +811,14 @@ impl Automations {
                 }
                 () = &mut stop => return,
             }
+        }
+    }
+}
+
+impl Automations {
+    async fn react_logged_to_recorded(&self) {
+        if let Err(e) = self.react_to_recorded().await {
+            tracing::warn!(error = %e, "automation did not react to recorded activities");
         }
     }
 }

@@ -676,7 +676,11 @@ impl TargetingService {
                 Activity::new(new_activity_id(), customer.clone(), kind.clone(), now, attributes, None)
             })
             .collect::<Result<_, _>>()?;
-        match self.store.record_activities(&activities, now).await {
+        match self
+            .store
+            .record_activities(&activities, now, cohort_store::Reacting::Reacts)
+            .await
+        {
             Ok(_) | Err(StoreError::DanglingReference { .. } | StoreError::NotFound { .. }) => Ok(()),
             Err(e) => Err(e),
         }

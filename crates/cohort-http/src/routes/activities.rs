@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use cohort_app::activities::parse_activity;
 use cohort_core::{Activity, ActivityFilter, ActivityType, CustomerId, Timestamp};
-use cohort_store::{RecordSummary, StoreError};
+use cohort_store::{Reacting, RecordSummary, StoreError};
 use futures::{StreamExt, stream};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -138,7 +138,9 @@ fn dangling(e: StoreError, numbers: &[u64]) -> Problem {
 }
 
 /// Records one activity (`application/json`) or a batch (`application/x-ndjson`, at most
-/// 100,000 lines, all or nothing). The answer comes after the commit.
+/// 100,000 lines, all or nothing). The answer comes after the commit. Automation rules
+/// react to a batch of at most 1,000 new activities before the answer; to a larger
+/// one right after it, off the request path.
 #[utoipa::path(post, path = "/v1/activities", tag = "activities",
     request_body(content = Object, description = "one activity as JSON, or NDJSON lines of them", content_type = "application/json"),
     security(("bearer" = ["ingest"])),
@@ -167,18 +169,15 @@ async fn record(
         let summary = state
             .app
             .store
-            .record_activities(std::slice::from_ref(&activity), now)
+            .record_activities(std::slice::from_ref(&activity), now, Reacting::Reacts)
             .await
             .map_err(|e| dangling(e, &[1]))?;
         if activity.kind.is_order() {
             state.app.profiles.forget(&activity.customer);
         }
+        // A retry (already recorded) was reacted to the first time.
         let status = if summary.recorded == 1 {
-            // A retry (already recorded) fired its rules the first time.
-            let event = cohort_core::automation::Event::Activity {
-                kind: activity.kind.clone(),
-            };
-            state.app.automation.react_logged(&event, &activity.customer).await;
+            state.app.automation.after_recording(1).await;
             StatusCode::CREATED
         } else {
             StatusCode::OK
@@ -203,21 +202,13 @@ async fn record(
         }
         lines.push(line);
     }
-    let (summary, happened, ordering) = record_lines(&state, lines, now).await?;
+    let (summary, ordering) = record_lines(&state, lines, now).await?;
     // Their order counts moved.
     state.app.profiles.forget_each(&ordering);
-    if !happened.is_empty() {
-        // Retried activities fired their rules when they were first recorded.
-        let mut retried = summary.retried.iter().copied().peekable();
-        let events: Vec<_> = happened
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| retried.next_if_eq(i).is_none())
-            .map(|(_, (customer, kind))| (customer, cohort_core::automation::Event::Activity { kind }))
-            .collect();
-        if let Err(e) = state.app.automation.react_many(&events).await {
-            tracing::error!(error = %e, activities = events.len(), "automation could not react to a batch");
-        }
+    if summary.recorded > 0 {
+        // Retried activities were reacted to when they were first recorded.
+        let recorded = usize::try_from(summary.recorded).unwrap_or(usize::MAX);
+        state.app.automation.after_recording(recorded).await;
     }
     Ok((
         StatusCode::OK,
@@ -236,15 +227,13 @@ const LINES_PER_PART: usize = 4_096;
 /// Parses and records the lines of a batch, all or nothing. Parts are written as soon
 /// as they are parsed; a line that does not parse stops the writing (the transaction is
 /// dropped, recording nothing), and parsing goes on to report every bad line.
-/// Also returns each recorded activity's customer and type, for automation, and the
-/// customers of its orders.
+/// Also returns the customers of its orders.
 async fn record_lines(
     state: &AppState,
     lines: Vec<(u64, String)>,
     now: Timestamp,
-) -> ApiResult<(RecordSummary, Vec<(CustomerId, ActivityType)>, Vec<CustomerId>)> {
-    let listening = state.app.automation.current().await?.automation.listens_to_activities();
-    let (mut happened, mut ordering) = (Vec::new(), Vec::new());
+) -> ApiResult<(RecordSummary, Vec<CustomerId>)> {
+    let mut ordering = Vec::new();
     let mut parts = Vec::with_capacity(lines.len().div_ceil(LINES_PER_PART));
     let mut rest = lines;
     while !rest.is_empty() {
@@ -269,9 +258,6 @@ async fn record_lines(
                     if a.kind.is_order() && ordering.last() != Some(&a.customer) {
                         ordering.push(a.customer.clone());
                     }
-                    if listening {
-                        happened.push((a.customer.clone(), a.kind.clone()));
-                    }
                     good.push(a);
                     numbers.push(line_no);
                 }
@@ -285,14 +271,14 @@ async fn record_lines(
         let first = numbers.len() - good.len();
         let writing = match recording.as_mut() {
             Some(writing) => writing,
-            None => recording.insert(state.app.store.begin_recording(now).await?),
+            None => recording.insert(state.app.store.begin_recording(now, Reacting::Reacts).await?),
         };
         writing.write(&good, first).await.map_err(|e| dangling(e, &numbers))?;
     }
     failed.check()?;
     match recording {
-        Some(writing) => Ok((writing.commit().await?, happened, ordering)),
-        None => Ok((RecordSummary::default(), happened, ordering)),
+        Some(writing) => Ok((writing.commit().await?, ordering)),
+        None => Ok((RecordSummary::default(), ordering)),
     }
 }
 

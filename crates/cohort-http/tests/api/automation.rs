@@ -23,7 +23,7 @@ async fn order(app: &TestApp, id: &str) {
     assert_eq!(response.status(), 201);
 }
 
-async fn segments_of(app: &TestApp, customer: &str) -> Vec<i64> {
+pub(crate) async fn segments_of(app: &TestApp, customer: &str) -> Vec<i64> {
     let body: Value = app
         .get(&format!("/v1/customers/{customer}/segments"))
         .await
@@ -51,7 +51,7 @@ async fn crm_webhook_rule(app: &TestApp, receiver: axum::Router) {
 }
 
 /// A rule as the API shows it (with its firing statistics).
-async fn rule_read(app: &TestApp, id: &Value) -> Value {
+pub(crate) async fn rule_read(app: &TestApp, id: &Value) -> Value {
     app.get(&format!("/v1/automation/rules/{id}"))
         .await
         .json()
@@ -60,7 +60,7 @@ async fn rule_read(app: &TestApp, id: &Value) -> Value {
 }
 
 /// A segment "Loyal" and a rule adding it at a customer's third order.
-async fn third_order_rule(app: &TestApp) -> (Value, Value) {
+pub(crate) async fn third_order_rule(app: &TestApp) -> (Value, Value) {
     let group = app.create("/v1/segment-groups", json!({"name": "Loyalty"})).await;
     let loyal = app
         .create("/v1/segments", json!({"group": group["id"], "name": "Loyal"}))
@@ -340,7 +340,7 @@ async fn a_schedule_run_whose_server_stopped_half_way_is_finished_by_another_onc
         after: first.next,
         until,
     };
-    assert!(store.fire_with(&[id], &[job], now, Some(&progress)).await.unwrap());
+    assert!(store.fire_with(&[id], &[job], now, Some(&progress), &[]).await.unwrap());
 
     // While its lease lasts the run is left to it.
     app.clock.set(at("2026-03-02T03:00:30Z"));

@@ -8,6 +8,7 @@ mod browser;
 mod builders;
 mod customers;
 mod helpers;
+mod inbox;
 mod promotions;
 mod query;
 mod resources;

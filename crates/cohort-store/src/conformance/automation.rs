@@ -294,7 +294,7 @@ pub async fn a_schedule_is_claimed_by_one_server(store: &dyn Store) {
         after: None,
         until: t(100),
     };
-    assert!(store.fire_with(&[], &[], t(70), Some(&end)).await.unwrap());
+    assert!(store.fire_with(&[], &[], t(70), Some(&end), &[]).await.unwrap());
     assert_eq!(
         store.automation_rule(rule.id).await.unwrap().unwrap().schedule_run,
         None
@@ -335,7 +335,8 @@ pub async fn a_schedule_run_records_its_pages_with_their_jobs_and_is_taken_over_
                 &[rule.id],
                 &[job(rule.id, "C1", 0, 60)],
                 t(61),
-                Some(&page(1, Some(7), 120))
+                Some(&page(1, Some(7), 120)),
+                &[]
             )
             .await
             .unwrap()
@@ -369,7 +370,8 @@ pub async fn a_schedule_run_records_its_pages_with_their_jobs_and_is_taken_over_
                 &[rule.id],
                 &[job(rule.id, "C2", 0, 60)],
                 t(122),
-                Some(&page(1, Some(9), 180))
+                Some(&page(1, Some(9), 180)),
+                &[]
             )
             .await
             .unwrap()
@@ -392,7 +394,8 @@ pub async fn a_schedule_run_records_its_pages_with_their_jobs_and_is_taken_over_
                 &[rule.id],
                 &[job(rule.id, "C2", 0, 60)],
                 t(122),
-                Some(&page(2, None, 0))
+                Some(&page(2, None, 0)),
+                &[]
             )
             .await
             .unwrap()

@@ -189,7 +189,10 @@ pub async fn build_inputs_read_attributes_and_activity_aggregates(store: &dyn St
         activity("l1", "c2", "login", 99 * DAY),
     ];
     orders[1].order.as_mut().unwrap().total = Decimal::from_str("10.12345").unwrap();
-    store.record_activities(&orders, t(0)).await.unwrap();
+    store
+        .record_activities(&orders, t(0), crate::Reacting::Reacts)
+        .await
+        .unwrap();
     let wanted = [
         aggregate("order", None),
         aggregate("order", Some(30)),

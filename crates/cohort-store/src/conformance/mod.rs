@@ -14,11 +14,13 @@ use crate::{CustomerFilter, ImportMode, ImportedMembership, SegmentFilter, Store
 
 mod automation;
 mod builders;
+mod inbox;
 mod promotions;
 mod targeting;
 pub use automation::*;
 use builders::drain_queue;
 pub use builders::*;
+pub use inbox::*;
 pub use promotions::*;
 pub use targeting::*;
 
@@ -90,6 +92,8 @@ macro_rules! conformance_suite {
             a_schedule_is_claimed_by_one_server,
             a_schedule_run_records_its_pages_with_their_jobs_and_is_taken_over_when_its_lease_runs_out,
             jobs_completed_together_fail_alone,
+            recorded_activities_enter_the_inbox_with_their_customers_counts,
+            two_servers_reacting_to_the_same_entries_write_once,
         );
     };
     (@each $fresh:path, $attrs:tt $name:ident $(, $rest:ident)* $(,)?) => {
@@ -1129,7 +1133,10 @@ pub async fn activities_are_recorded_listed_and_filtered(store: &dyn Store) {
         activity("a3", "c1", "order", 30),
         activity("a4", "c2", "order", 40),
     ];
-    let summary = store.record_activities(&batch, t(50)).await.unwrap();
+    let summary = store
+        .record_activities(&batch, t(50), crate::Reacting::Reacts)
+        .await
+        .unwrap();
     assert_eq!((summary.recorded, summary.duplicates()), (4, 0));
 
     let all = store
@@ -1189,13 +1196,14 @@ pub async fn activities_are_recorded_listed_and_filtered(store: &dyn Store) {
 pub async fn a_retried_activity_is_a_duplicate_not_a_second_record(store: &dyn Store) {
     store.create_customer(&new_customer("c1"), t(0)).await.unwrap();
     store
-        .record_activities(&[activity("a1", "c1", "login", 10)], t(11))
+        .record_activities(&[activity("a1", "c1", "login", 10)], t(11), crate::Reacting::Reacts)
         .await
         .unwrap();
     let retry = store
         .record_activities(
             &[activity("a1", "c1", "login", 10), activity("a2", "c1", "login", 12)],
             t(13),
+            crate::Reacting::Reacts,
         )
         .await
         .unwrap();
@@ -1204,6 +1212,7 @@ pub async fn a_retried_activity_is_a_duplicate_not_a_second_record(store: &dyn S
         .record_activities(
             &[activity("a3", "c1", "login", 14), activity("a3", "c1", "login", 14)],
             t(15),
+            crate::Reacting::Reacts,
         )
         .await
         .unwrap();
@@ -1217,6 +1226,7 @@ pub async fn a_retried_activity_is_a_duplicate_not_a_second_record(store: &dyn S
                 activity("a5", "c1", "login", 17),
             ],
             t(18),
+            crate::Reacting::Reacts,
         )
         .await
         .unwrap();
@@ -1238,11 +1248,11 @@ pub async fn a_batch_recorded_in_parts_is_one_transaction(store: &dyn Store) {
     }
     drain_queue(store).await;
     // Dropped before its commit: nothing recorded, nothing queued.
-    let mut dropped = store.begin_recording(t(5)).await.unwrap();
+    let mut dropped = store.begin_recording(t(5), crate::Reacting::Reacts).await.unwrap();
     dropped.write(&[activity("a1", "c1", "login", 1)], 0).await.unwrap();
     drop(dropped);
     // An unknown customer in a later part names its line in the whole batch.
-    let mut failing = store.begin_recording(t(5)).await.unwrap();
+    let mut failing = store.begin_recording(t(5), crate::Reacting::Reacts).await.unwrap();
     failing.write(&[activity("a1", "c1", "login", 1)], 0).await.unwrap();
     let err = failing
         .write(
@@ -1264,7 +1274,7 @@ pub async fn a_batch_recorded_in_parts_is_one_transaction(store: &dyn Store) {
     assert!(store.queued_for_building(10).await.unwrap().is_empty());
 
     // Parts commit together; an id of an earlier part is a duplicate in a later one.
-    let mut recording = store.begin_recording(t(6)).await.unwrap();
+    let mut recording = store.begin_recording(t(6), crate::Reacting::Reacts).await.unwrap();
     recording
         .write(&[activity("a1", "c1", "login", 1), activity("a2", "c1", "login", 2)], 0)
         .await
@@ -1295,7 +1305,10 @@ pub async fn an_unknown_customer_fails_a_whole_activity_batch(store: &dyn Store)
     store.create_customer(&new_customer("c1"), t(0)).await.unwrap();
     drain_queue(store).await;
     let batch = [activity("a1", "c1", "login", 10), activity("a2", "ghost", "login", 11)];
-    let err = store.record_activities(&batch, t(12)).await.unwrap_err();
+    let err = store
+        .record_activities(&batch, t(12), crate::Reacting::Reacts)
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, StoreError::DanglingReference { ref field, .. } if field == "lines[1].customer"),
         "{err:?}"
@@ -1317,11 +1330,12 @@ pub async fn recorded_activities_queue_their_customers_for_building(store: &dyn 
         .record_activities(
             &[activity("a1", "c2", "login", 1), activity("a2", "c1", "login", 2)],
             t(3),
+            crate::Reacting::Reacts,
         )
         .await
         .unwrap();
     store
-        .record_activities(&[activity("a3", "c2", "login", 4)], t(5))
+        .record_activities(&[activity("a3", "c2", "login", 4)], t(5), crate::Reacting::Reacts)
         .await
         .unwrap();
     let queued = store.queued_for_building(10).await.unwrap();
@@ -1331,14 +1345,14 @@ pub async fn recorded_activities_queue_their_customers_for_building(store: &dyn 
     assert_eq!(store.queued_for_building(1).await.unwrap().len(), 1);
     // c1 is queued again while a build of the first read runs: it must stay queued.
     store
-        .record_activities(&[activity("a4", "c1", "login", 5)], t(6))
+        .record_activities(&[activity("a4", "c1", "login", 5)], t(6), crate::Reacting::Reacts)
         .await
         .unwrap();
     store.built(&queued).await.unwrap();
     assert_eq!(names(&store.queued_for_building(10).await.unwrap()), ["c1"]);
     // A batch of retries records nothing and queues nobody.
     store
-        .record_activities(&[activity("a3", "c2", "login", 4)], t(7))
+        .record_activities(&[activity("a3", "c2", "login", 4)], t(7), crate::Reacting::Reacts)
         .await
         .unwrap();
     assert_eq!(names(&store.queued_for_building(10).await.unwrap()), ["c1"]);
@@ -1350,7 +1364,7 @@ pub async fn recorded_activities_queue_their_customers_for_building(store: &dyn 
 pub async fn deleting_a_customer_deletes_its_activities(store: &dyn Store) {
     store.create_customer(&new_customer("c1"), t(0)).await.unwrap();
     store
-        .record_activities(&[activity("a1", "c1", "order", 1)], t(2))
+        .record_activities(&[activity("a1", "c1", "order", 1)], t(2), crate::Reacting::Reacts)
         .await
         .unwrap();
     store.delete_customer(&cid("c1"), t(100)).await.unwrap();
@@ -1365,7 +1379,7 @@ pub async fn deleting_a_customer_deletes_its_activities(store: &dyn Store) {
     // The id of a deleted activity can be used again.
     assert_eq!(
         store
-            .record_activities(&[activity("a1", "c1", "order", 4)], t(5))
+            .record_activities(&[activity("a1", "c1", "order", 4)], t(5), crate::Reacting::Reacts)
             .await
             .unwrap()
             .recorded,
@@ -1496,7 +1510,7 @@ pub async fn a_deleted_customer_leaves_only_the_deletion_log(store: &dyn Store) 
     let ski = segment(store, &g, "ski").await;
     store.change_segments(&cid("c1"), &add(&[&ski]), t(1)).await.unwrap();
     store
-        .record_activities(&[activity("a1", "c1", "order", 2)], t(2))
+        .record_activities(&[activity("a1", "c1", "order", 2)], t(2), crate::Reacting::Reacts)
         .await
         .unwrap();
 

@@ -483,7 +483,7 @@ pub async fn orders_are_placed_against_what_their_calculation_saw(store: &dyn St
     assert_eq!(store.place_order(&second).await.unwrap(), OrderOutcome::Placed);
 
     store
-        .record_activities(&[activity("a-1", "c1", "login", 60)], t(60))
+        .record_activities(&[activity("a-1", "c1", "login", 60)], t(60), crate::Reacting::Reacts)
         .await
         .unwrap();
     let taken = store
