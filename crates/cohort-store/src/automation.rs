@@ -107,28 +107,23 @@ pub enum JobEffect {
 }
 
 /// Automation's inbox as one snapshot read it: the activities recorded since
-/// automation last reacted, with what their customers' conditions read.
+/// automation last reacted, by customer, with what their conditions read.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Unreacted {
     /// The entries read; the firing that reacts to them removes them.
     pub entries: Vec<i64>,
-    /// Their activities (those still stored), in the order they were recorded.
-    pub activities: Vec<UnreactedActivity>,
-    /// Each customer of those activities once.
+    /// The customers of the entries' activities (those still stored), each once.
     pub customers: Vec<InboxCustomer>,
 }
 
-/// An activity automation has yet to react to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UnreactedActivity {
-    /// Its customer's key.
-    pub customer: i64,
-    pub kind: ActivityType,
-    /// `false`: counted, but no rule fires for it (`Reacting::CountedOnly`).
-    pub reacts: bool,
+impl Unreacted {
+    /// How many activities were read.
+    pub fn activities(&self) -> usize {
+        self.customers.iter().map(|c| c.activities.len()).sum()
+    }
 }
 
-/// A customer of unreacted activities, as the snapshot saw it.
+/// A customer with activities automation has yet to react to, as the snapshot saw it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InboxCustomer {
     pub key: i64,
@@ -138,6 +133,16 @@ pub struct InboxCustomer {
     /// Its activity counts of the types asked for (types without activities left out),
     /// every unreacted activity included.
     pub counts: BTreeMap<ActivityType, u32>,
+    /// Its unreacted activities, in the order they were recorded.
+    pub activities: Vec<UnreactedActivity>,
+}
+
+/// An activity automation has yet to react to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreactedActivity {
+    pub kind: ActivityType,
+    /// `false`: counted, but no rule fires for it (`Reacting::CountedOnly`).
+    pub reacts: bool,
 }
 
 #[async_trait]
@@ -431,19 +436,30 @@ macro_rules! sql_automation_store {
                         .await
                         .map_err($db)?;
                 }
-                for job in jobs {
-                    sqlx::query(
+                // Many jobs a statement: its cost is mostly per statement.
+                for chunk in jobs.chunks(200) {
+                    let values: Vec<String> = (0..chunk.len())
+                        .map(|i| {
+                            let n = i * 5;
+                            format!("(${}, ${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4, n + 5)
+                        })
+                        .collect();
+                    let sql = format!(
                         "INSERT INTO automation_jobs (rule_id, action, customer_seq, run_at, environment)
-                         SELECT $1, $2, seq, $4, $5 FROM customers WHERE id = $3",
-                    )
-                    .bind(job.rule.get())
-                    .bind(i64::from(job.action))
-                    .bind(job.customer.as_str())
-                    .bind(job.run_at.unix_micros())
-                    .bind(&job.environment)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err($db)?;
+                         SELECT v.column1, v.column2, c.seq, v.column4, v.column5
+                         FROM (VALUES {}) AS v JOIN customers c ON c.id = v.column3",
+                        values.join(", ")
+                    );
+                    let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+                    for job in chunk {
+                        insert = insert
+                            .bind(job.rule.get())
+                            .bind(i64::from(job.action))
+                            .bind(job.customer.as_str())
+                            .bind(job.run_at.unix_micros())
+                            .bind(&job.environment);
+                    }
+                    insert.execute(&mut *tx).await.map_err($db)?;
                 }
                 tx.commit().await.map_err($db)?;
                 Ok(true)
@@ -455,8 +471,6 @@ macro_rules! sql_automation_store {
                 attributes: bool,
             ) -> $crate::StoreResult<$crate::automation::Unreacted> {
                 use $crate::automation::{InboxCustomer, Unreacted, UnreactedActivity};
-                const ACTIVITIES: &str = "SELECT a.customer_seq FROM automation_inbox i
-                    JOIN activities a ON a.seq BETWEEN i.first_activity AND i.last_activity";
                 let mut tx = self.$read.begin().await.map_err($db)?;
                 if !$snapshot.is_empty() {
                     sqlx::query($snapshot).execute(&mut *tx).await.map_err($db)?;
@@ -468,69 +482,69 @@ macro_rules! sql_automation_store {
                 if entries.is_empty() {
                     return Ok(Unreacted::default());
                 }
-                let rows: Vec<(i64, String, bool)> = sqlx::query_as(
-                    "SELECT a.customer_seq, a.type, i.reacts FROM automation_inbox i
+                // One row a customer (rows cost more than what they carry): its activity
+                // types in order, `!` before a counted-only one, and its counts as
+                // "type count" pairs.
+                let attributes_column = if attributes { concat!("c.attributes", $json_out) } else { "''" };
+                let counts_column = if counted.is_empty() {
+                    "''"
+                } else {
+                    "coalesce((SELECT string_agg(n.type || ' ' || n.count, ' ') FROM activity_counts n
+                               WHERE n.customer_seq = c.seq), '')"
+                };
+                let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT c.seq, c.id, {attributes_column},
+                            string_agg(CASE WHEN i.reacts THEN a.type ELSE '!' || a.type END, ' ' ORDER BY a.seq),
+                            {counts_column}
+                     FROM automation_inbox i
                      JOIN activities a ON a.seq BETWEEN i.first_activity AND i.last_activity
-                     ORDER BY i.position, a.seq",
-                )
+                     JOIN customers c ON c.seq = a.customer_seq
+                     GROUP BY c.seq"
+                )))
                 .fetch_all(&mut *tx)
                 .await
                 .map_err($db)?;
                 // Few distinct types: each is parsed once.
                 let mut kinds: Vec<cohort_core::ActivityType> = Vec::new();
-                let mut activities = Vec::with_capacity(rows.len());
-                for (customer, kind, reacts) in rows {
-                    let kind = match kinds.iter().find(|k| k.as_str() == kind) {
-                        Some(known) => known.clone(),
-                        None => {
-                            let parsed = $crate::codec::stored(cohort_core::ActivityType::parse("type", &kind))?;
-                            kinds.push(parsed.clone());
-                            parsed
-                        }
-                    };
-                    activities.push(UnreactedActivity { customer, kind, reacts });
-                }
-                let columns = if attributes { concat!("c.attributes", $json_out) } else { "''" };
-                let rows: Vec<(i64, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT c.seq, c.id, {columns} FROM customers c WHERE c.seq IN ({ACTIVITIES})"
-                )))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err($db)?;
-                let mut at = std::collections::HashMap::with_capacity(rows.len());
+                let mut kind_of = |text: &str| -> $crate::StoreResult<cohort_core::ActivityType> {
+                    if let Some(known) = kinds.iter().find(|k| k.as_str() == text) {
+                        return Ok(known.clone());
+                    }
+                    let parsed = $crate::codec::stored(cohort_core::ActivityType::parse("type", text))?;
+                    kinds.push(parsed.clone());
+                    Ok(parsed)
+                };
                 let mut customers = Vec::with_capacity(rows.len());
-                for (key, id, attributes) in rows {
-                    at.insert(key, customers.len());
+                for (key, id, stored_attributes, types, counts) in rows {
+                    let mut activities = Vec::new();
+                    for text in types.split(' ') {
+                        let (reacts, text) = match text.strip_prefix('!') {
+                            Some(counted_only) => (false, counted_only),
+                            None => (true, text),
+                        };
+                        activities.push(UnreactedActivity { kind: kind_of(text)?, reacts });
+                    }
+                    let mut parts = counts.split(' ');
+                    let mut kept = std::collections::BTreeMap::new();
+                    while let (Some(kind), Some(count)) = (parts.next(), parts.next()) {
+                        if let Some(kind) = counted.iter().find(|k| k.as_str() == kind) {
+                            let count: u64 = count.parse().map_err(|_| $crate::StoreError::Backend(format!("stored activity count is not valid: {count}")))?;
+                            kept.insert(kind.clone(), u32::try_from(count).unwrap_or(u32::MAX));
+                        }
+                    }
                     customers.push(InboxCustomer {
                         key,
                         id: $crate::codec::stored(cohort_core::CustomerId::parse("id", &id))?,
-                        attributes: if attributes.is_empty() {
+                        attributes: if stored_attributes.is_empty() {
                             cohort_core::Attributes::default()
                         } else {
-                            $crate::codec::decode_attributes(&attributes)?
+                            $crate::codec::decode_attributes(&stored_attributes)?
                         },
-                        counts: std::collections::BTreeMap::new(),
+                        counts: kept,
+                        activities,
                     });
                 }
-                if !counted.is_empty() {
-                    let rows: Vec<(i64, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                        "SELECT n.customer_seq, n.type, n.count FROM activity_counts n
-                         WHERE n.customer_seq IN ({ACTIVITIES})"
-                    )))
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err($db)?;
-                    for (key, kind, count) in rows {
-                        if let (Some(kind), Some(&i)) = (counted.iter().find(|k| k.as_str() == kind), at.get(&key)) {
-                            customers[i].counts.insert(kind.clone(), u32::try_from(count).unwrap_or(u32::MAX));
-                        }
-                    }
-                }
-                Ok(Unreacted {
-                    entries,
-                    activities,
-                    customers,
-                })
+                Ok(Unreacted { entries, customers })
             }
 
             async fn discard_unreacted(&self) -> $crate::StoreResult<()> {

@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
-use cohort_core::automation::Event;
+use cohort_core::automation::{AutomationRuleId, Event};
 use cohort_core::{ActivityType, SegmentId};
 use cohort_engine::automation::{CustomerFacts, counts_as_of};
 use cohort_store::{InboxCustomer, KeySelection, NewJob, StoreResult, Unreacted};
@@ -44,7 +44,7 @@ impl Automations {
                 return Ok(0);
             }
             let reading = read.elapsed();
-            let judged = unreacted.activities.len();
+            let judged = unreacted.activities();
             let judge = Instant::now();
             let (rules, jobs) = self.judge(&compiled, &unreacted).await?;
             let judging = judge.elapsed();
@@ -76,34 +76,27 @@ impl Automations {
         &self,
         compiled: &Compiled,
         unreacted: &Unreacted,
-    ) -> StoreResult<(Vec<cohort_core::automation::AutomationRuleId>, Vec<NewJob>)> {
+    ) -> StoreResult<(Vec<AutomationRuleId>, Vec<NewJob>)> {
         let now = self.clock.now();
-        let mut of_customer: HashMap<i64, Vec<usize>> = HashMap::with_capacity(unreacted.customers.len());
-        for (i, activity) in unreacted.activities.iter().enumerate() {
-            of_customer.entry(activity.customer).or_default().push(i);
-        }
         let (mut rules, mut jobs) = (Vec::new(), Vec::new());
         let no_segments = BTreeSet::new();
         for chunk in unreacted.customers.chunks(MEMBERSHIPS_CHUNK) {
             let mut held = self.memberships(compiled, chunk).await?;
             for customer in chunk {
-                let Some(positions) = of_customer.get(&customer.key) else {
-                    continue;
-                };
-                let events: Vec<Event> = positions
+                let events: Vec<Event> = customer
+                    .activities
                     .iter()
-                    .map(|i| Event::Activity {
-                        kind: unreacted.activities[*i].kind.clone(),
-                    })
+                    .map(|a| Event::Activity { kind: a.kind.clone() })
                     .collect();
                 let all: Vec<&Event> = events.iter().collect();
                 // Counted-only activities move the counts but are not judged.
                 let counts = counts_as_of(&all, &customer.counts);
-                let judged: Vec<(&Event, &BTreeMap<ActivityType, u32>)> = positions
+                let judged: Vec<(&Event, &BTreeMap<ActivityType, u32>)> = customer
+                    .activities
                     .iter()
                     .zip(events.iter().zip(&counts))
-                    .filter(|(i, _)| unreacted.activities[**i].reacts)
-                    .map(|(_, (event, counts))| (event, counts))
+                    .filter(|(activity, _)| activity.reacts)
+                    .map(|(_, judged)| judged)
                     .collect();
                 if judged.is_empty() {
                     continue;
