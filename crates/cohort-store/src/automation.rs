@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use cohort_core::automation::AutomationRuleId;
 use std::collections::BTreeMap;
 
-use cohort_core::{ActivityType, Attributes, CustomerId, CustomerPatch, SegmentChange, Timestamp};
+use cohort_core::{ActivityType, AttributeName, Attributes, CustomerId, CustomerPatch, SegmentChange, Timestamp};
 
 use crate::StoreResult;
 
@@ -128,7 +128,7 @@ impl Unreacted {
 pub struct InboxCustomer {
     pub key: i64,
     pub id: CustomerId,
-    /// Empty unless asked for.
+    /// The attributes asked for (those it has).
     pub attributes: Attributes,
     /// Its activity counts of the types asked for (types without activities left out),
     /// every unreacted activity included.
@@ -182,10 +182,10 @@ pub trait AutomationStore: Send + Sync + 'static {
         reacted: &[i64],
     ) -> StoreResult<bool>;
     /// Reads automation's inbox in one snapshot: every entry, their activities, and
-    /// their customers with attributes (when `attributes`) and their counts of the
+    /// their customers with the attributes among `fields` and their counts of the
     /// `counted` types. The counts include every activity read, so the counts right
     /// after an activity are the snapshot's less the same customer's later ones.
-    async fn unreacted(&self, counted: &[ActivityType], attributes: bool) -> StoreResult<Unreacted>;
+    async fn unreacted(&self, counted: &[ActivityType], fields: &[AttributeName]) -> StoreResult<Unreacted>;
     /// Empties the inbox without reacting (when no rule listens to activities).
     async fn discard_unreacted(&self) -> StoreResult<()>;
     /// Claims up to `limit` jobs due at `now` (earliest first) that no live claim
@@ -468,7 +468,7 @@ macro_rules! sql_automation_store {
             async fn unreacted(
                 &self,
                 counted: &[cohort_core::ActivityType],
-                attributes: bool,
+                fields: &[cohort_core::AttributeName],
             ) -> $crate::StoreResult<$crate::automation::Unreacted> {
                 use $crate::automation::{InboxCustomer, Unreacted, UnreactedActivity};
                 let mut tx = self.$read.begin().await.map_err($db)?;
@@ -484,8 +484,9 @@ macro_rules! sql_automation_store {
                 }
                 // One row a customer (rows cost more than what they carry): its activity
                 // types in order, `!` before a counted-only one, and its counts as
-                // "type count" pairs.
-                let attributes_column = if attributes { concat!("c.attributes", $json_out) } else { "''" };
+                // "type count" pairs. Grouped before the customers are joined, so the
+                // grouping does not carry their attributes.
+                let attributes_column = if fields.is_empty() { "''" } else { concat!("c.attributes", $json_out) };
                 let counts_column = if counted.is_empty() {
                     "''"
                 } else {
@@ -493,13 +494,14 @@ macro_rules! sql_automation_store {
                                WHERE n.customer_seq = c.seq), '')"
                 };
                 let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT c.seq, c.id, {attributes_column},
-                            string_agg(CASE WHEN i.reacts THEN a.type ELSE '!' || a.type END, ' ' ORDER BY a.seq),
-                            {counts_column}
-                     FROM automation_inbox i
-                     JOIN activities a ON a.seq BETWEEN i.first_activity AND i.last_activity
-                     JOIN customers c ON c.seq = a.customer_seq
-                     GROUP BY c.seq"
+                    "SELECT c.seq, c.id, {attributes_column}, g.types, {counts_column}
+                     FROM (SELECT a.customer_seq,
+                                  string_agg(CASE WHEN i.reacts THEN a.type ELSE '!' || a.type END, ' ' ORDER BY a.seq)
+                                      AS types
+                           FROM automation_inbox i
+                           JOIN activities a ON a.seq BETWEEN i.first_activity AND i.last_activity
+                           GROUP BY a.customer_seq) g
+                     JOIN customers c ON c.seq = g.customer_seq"
                 )))
                 .fetch_all(&mut *tx)
                 .await
@@ -535,11 +537,7 @@ macro_rules! sql_automation_store {
                     customers.push(InboxCustomer {
                         key,
                         id: $crate::codec::stored(cohort_core::CustomerId::parse("id", &id))?,
-                        attributes: if stored_attributes.is_empty() {
-                            cohort_core::Attributes::default()
-                        } else {
-                            $crate::codec::decode_attributes(&stored_attributes)?
-                        },
+                        attributes: $crate::codec::decode_named_attributes(&stored_attributes, fields)?,
                         counts: kept,
                         activities,
                     });

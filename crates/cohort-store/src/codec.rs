@@ -79,6 +79,54 @@ pub fn decode_attributes(text: &str) -> Result<Attributes, StoreError> {
         .collect()
 }
 
+/// Only the `named` attributes of stored attributes: the others are skipped unparsed
+/// (automation reads the fields its conditions test for many customers at once).
+pub fn decode_named_attributes(text: &str, named: &[AttributeName]) -> Result<Attributes, StoreError> {
+    use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+
+    struct Named<'a>(&'a [AttributeName]);
+    impl<'de> DeserializeSeed<'de> for Named<'_> {
+        type Value = Vec<(AttributeName, Value)>;
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+            deserializer.deserialize_map(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Named<'_> {
+        type Value = Vec<(AttributeName, Value)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object of attributes")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut found = Vec::new();
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                match self.0.iter().find(|name| name.as_str() == key) {
+                    Some(name) => found.push((name.clone(), map.next_value::<Value>()?)),
+                    None => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(found)
+        }
+    }
+
+    let corrupt = |e: String| StoreError::Backend(format!("stored attributes are not valid: {e}"));
+    if named.is_empty() {
+        return Ok(Attributes::default());
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let found = Named(named)
+        .deserialize(&mut deserializer)
+        .map_err(|e| corrupt(e.to_string()))?;
+    found
+        .into_iter()
+        .map(|(name, value)| {
+            let value = attribute_from_json(name.as_str(), &value).map_err(|e| corrupt(e.to_string()))?;
+            Ok((name, value))
+        })
+        .collect()
+}
+
 pub fn encode_scopes(scopes: &[KeyScope]) -> String {
     scopes.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
 }
@@ -286,6 +334,21 @@ mod tests {
             AttributeValue::Date(_)
         ));
         assert_eq!(encode_attributes(&attributes), text);
+    }
+
+    #[test]
+    fn named_attributes_are_read_as_all_are_and_the_others_skipped() {
+        let text = r#"{"age":41,"birth":"1985-03-01","city":"Lyon","tags":["ski",{"x":[1]}],"vip":true}"#;
+        let name = |n: &str| AttributeName::parse("a", n).unwrap();
+        let named = decode_named_attributes(text, &[name("birth"), name("vip"), name("zip")]).unwrap();
+        let mut all = decode_attributes(r#"{"birth":"1985-03-01","vip":true}"#).unwrap();
+        assert_eq!(
+            named, all,
+            "unnamed ones are skipped, even one not valid as an attribute"
+        );
+        all.clear();
+        assert_eq!(decode_named_attributes(text, &[]).unwrap(), all);
+        assert!(decode_named_attributes(r#"{"vip":null}"#, &[name("vip")]).is_err());
     }
 
     #[test]

@@ -39,7 +39,7 @@ impl Automations {
             }
             let counted: Vec<ActivityType> = compiled.automation.counted_activity_types().iter().cloned().collect();
             let read = Instant::now();
-            let unreacted = self.store.unreacted(&counted, compiled.reads_attributes).await?;
+            let unreacted = self.store.unreacted(&counted, &compiled.fields).await?;
             if unreacted.entries.is_empty() {
                 return Ok(0);
             }

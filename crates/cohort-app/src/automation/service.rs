@@ -16,8 +16,8 @@ use cohort_core::automation::{
     AssignedBy, AutomationAction, AutomationCondition, AutomationRule, AutomationRuleId, Event,
 };
 use cohort_core::{
-    Activity, ActivityId, ActivityType, Aggregate, Attributes, CustomerId, CustomerPatch, Invalid, MembershipSource,
-    SegmentAdd, SegmentChange, SegmentGroupId, SegmentId, TargetGroupId, Timestamp,
+    Activity, ActivityId, ActivityType, Aggregate, AttributeName, Attributes, CustomerId, CustomerPatch, Invalid,
+    MembershipSource, SegmentAdd, SegmentChange, SegmentGroupId, SegmentId, TargetGroupId, Timestamp,
 };
 use cohort_engine::automation::{Automation, CustomerFacts, Evaluation, counts_as_of, evaluate, runs};
 use cohort_store::{
@@ -55,8 +55,8 @@ pub struct Compiled {
     pub(super) rules: BTreeMap<AutomationRuleId, AutomationRule>,
     /// The groups of the segments the conditions ask about.
     pub(super) asked_groups: Vec<SegmentGroupId>,
-    /// Whether some condition tests a customer field.
-    pub(super) reads_attributes: bool,
+    /// The customer fields the conditions test.
+    pub(super) fields: Vec<AttributeName>,
 }
 
 /// What the conditions read of one customer.
@@ -177,18 +177,20 @@ impl Automations {
                 groups.insert(found.group);
             }
         }
-        let reads_attributes = rules.values().any(|rule| {
-            rule.conditions
-                .leaves()
-                .iter()
-                .any(|leaf| matches!(leaf, AutomationCondition::FieldEquals { .. }))
-        });
+        let mut fields = BTreeSet::new();
+        for rule in rules.values() {
+            for leaf in rule.conditions.leaves() {
+                if let AutomationCondition::FieldEquals { field, .. } = leaf {
+                    fields.insert(field.clone());
+                }
+            }
+        }
         Ok(Compiled {
             version,
             automation,
             rules,
             asked_groups: groups.into_iter().collect(),
-            reads_attributes,
+            fields: fields.into_iter().collect(),
         })
     }
 

@@ -5,13 +5,17 @@
 
 use std::collections::BTreeMap;
 
-use cohort_core::{ActivityType, AttributeValue, Timestamp};
+use cohort_core::{ActivityType, AttributeName, AttributeValue, Timestamp};
 
 use super::{activity, attrs, cid, new_customer, t};
 use crate::{NewJob, Reacting, Store, Unreacted, UnreactedActivity};
 
 fn kind(text: &str) -> ActivityType {
     ActivityType::parse("type", text).unwrap()
+}
+
+fn city() -> AttributeName {
+    AttributeName::parse("field", "city").unwrap()
 }
 
 fn counts(pairs: &[(&str, u32)]) -> BTreeMap<ActivityType, u32> {
@@ -48,7 +52,7 @@ pub async fn recorded_activities_enter_the_inbox_with_their_customers_counts(sto
     store.create_customer(&new_customer("C2"), t(0)).await.unwrap();
     record(store, &[("a1", "C1", "order"), ("a2", "C1", "login")], Reacting::Reacts).await;
     // Reacted to before: neither in the inbox nor counted again.
-    let reacted = store.unreacted(&[kind("order")], false).await.unwrap();
+    let reacted = store.unreacted(&[kind("order")], &[]).await.unwrap();
     store.fire_with(&[], &[], now, None, &reacted.entries).await.unwrap();
     record(
         store,
@@ -58,7 +62,7 @@ pub async fn recorded_activities_enter_the_inbox_with_their_customers_counts(sto
     .await;
     record(store, &[("a5", "C2", "order")], Reacting::CountedOnly).await;
 
-    let read = store.unreacted(&[kind("order")], true).await.unwrap();
+    let read = store.unreacted(&[kind("order")], &[city()]).await.unwrap();
     assert_eq!(
         of(&read, "C1"),
         vec![unreacted("order", true)],
@@ -80,7 +84,7 @@ pub async fn recorded_activities_enter_the_inbox_with_their_customers_counts(sto
             attrs(&[("city", AttributeValue::String("Lyon".into()))])
         );
     }
-    let bare = store.unreacted(&[], false).await.unwrap();
+    let bare = store.unreacted(&[], &[]).await.unwrap();
     assert_eq!((bare.activities(), &bare.entries), (3, &read.entries));
     assert!(
         bare.customers
@@ -112,17 +116,17 @@ pub async fn recorded_activities_enter_the_inbox_with_their_customers_counts(sto
     );
     assert_eq!(store.queued_jobs(10).await.unwrap().len(), 1);
     assert_eq!(store.automation_rule(rule.id).await.unwrap().unwrap().fired, 1);
-    assert!(store.unreacted(&[], false).await.unwrap().entries.is_empty());
+    assert!(store.unreacted(&[], &[]).await.unwrap().entries.is_empty());
 
     // Counts go on from where they were; a deleted customer's go with it.
     record(store, &[("a6", "C1", "order"), ("a7", "C2", "login")], Reacting::Reacts).await;
     store.delete_customer(&cid("C2"), t(40)).await.unwrap();
-    let read = store.unreacted(&[kind("order"), kind("login")], false).await.unwrap();
+    let read = store.unreacted(&[kind("order"), kind("login")], &[]).await.unwrap();
     assert_eq!(of(&read, "C1"), vec![unreacted("order", true)]);
     assert_eq!(read.customers.len(), 1);
     assert_eq!(read.customers[0].counts, counts(&[("order", 3), ("login", 1)]));
     store.discard_unreacted().await.unwrap();
-    assert!(store.unreacted(&[], false).await.unwrap().entries.is_empty());
+    assert!(store.unreacted(&[], &[]).await.unwrap().entries.is_empty());
 }
 
 pub async fn two_servers_reacting_to_the_same_entries_write_once(store: &dyn Store) {
@@ -132,7 +136,7 @@ pub async fn two_servers_reacting_to_the_same_entries_write_once(store: &dyn Sto
         let id = format!("a{i}");
         record(store, &[(&id, "C1", "order")], Reacting::Reacts).await;
     }
-    let read = store.unreacted(&[], false).await.unwrap();
+    let read = store.unreacted(&[], &[]).await.unwrap();
     assert_eq!(read.entries.len(), 5);
     let job = |action| NewJob {
         rule: rule.id,
