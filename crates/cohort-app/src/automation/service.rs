@@ -793,35 +793,47 @@ impl Automations {
         mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// Runs the schedules that came due and the due jobs every `every` until `stop`
-    /// resolves.
+    /// Runs the schedules that came due and the due jobs every `every`, and reacts to
+    /// recorded activities when this process recorded some and every `every` (other
+    /// servers' recordings), until `stop` resolves. The two go on side by side, so a
+    /// long queue of due jobs does not hold up reactions.
     pub async fn run_until_stopped(self: Arc<Self>, every: std::time::Duration, stop: impl Future<Output = ()>) {
-        let mut stop = std::pin::pin!(stop);
-        let mut ticks = tokio::time::interval(every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                () = self.recorded.notified() => self.react_logged_to_recorded().await,
-                _ = ticks.tick() => {
-                    self.react_logged_to_recorded().await;
-                    if let Err(e) = self.run_schedules().await {
-                        tracing::warn!(error = %e, "automation schedules not run");
-                    }
-                    if let Err(e) = self.run_due().await {
-                        tracing::warn!(error = %e, "automation queue not run");
-                    }
+        use futures::FutureExt as _;
+        let stop = stop.shared();
+        let reacting = async {
+            let mut stop = std::pin::pin!(stop.clone());
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = self.recorded.notified() => {}
+                    _ = ticks.tick() => {}
+                    () = &mut stop => return,
                 }
-                () = &mut stop => return,
+                if let Err(e) = self.react_to_recorded().await {
+                    tracing::warn!(error = %e, "automation did not react to recorded activities");
+                }
             }
-        }
-    }
-}
-
-impl Automations {
-    async fn react_logged_to_recorded(&self) {
-        if let Err(e) = self.react_to_recorded().await {
-            tracing::warn!(error = %e, "automation did not react to recorded activities");
-        }
+        };
+        let running = async {
+            let mut stop = std::pin::pin!(stop.clone());
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => {
+                        if let Err(e) = self.run_schedules().await {
+                            tracing::warn!(error = %e, "automation schedules not run");
+                        }
+                        if let Err(e) = self.run_due().await {
+                            tracing::warn!(error = %e, "automation queue not run");
+                        }
+                    }
+                    () = &mut stop => return,
+                }
+            }
+        };
+        tokio::join!(reacting, running);
     }
 }
 
