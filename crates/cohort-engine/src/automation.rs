@@ -9,10 +9,10 @@
 //! for fired in automation.react(&event, &customer, now) { /* queue fired.runs */ }
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use cohort_core::automation::{AutomationCondition, AutomationRule, AutomationRuleId, Event, PlannedAction, Trigger};
-use cohort_core::{ActivityType, Attributes, CustomerId, SegmentId, Timestamp, Tree};
+use cohort_core::{ActivityType, AttributeName, AttributeValue, Attributes, CustomerId, SegmentId, Timestamp, Tree};
 
 /// What the conditions may ask of the customer.
 #[derive(Debug, Clone, Copy)]
@@ -77,12 +77,73 @@ fn kinds_of(trigger: &Trigger) -> usize {
     }
 }
 
+/// Rules of one event kind by a field value each needs: a rule whose conditions are
+/// all of a list holding "field equals text" (or that one leaf) can only fire for a
+/// customer with that value, so a customer meets only the rules of its own values.
+#[derive(Debug, Clone, Default)]
+struct Guarded {
+    /// Rules without such a condition: every customer meets them.
+    open: Vec<usize>,
+    /// Per field, the rules needing each of its values.
+    by_field: Vec<(AttributeName, HashMap<String, Vec<usize>>)>,
+}
+
+impl Guarded {
+    fn add(&mut self, index: usize, guard: Option<(&AttributeName, &str)>) {
+        let Some((field, value)) = guard else {
+            self.open.push(index);
+            return;
+        };
+        let at = match self.by_field.iter().position(|(f, _)| f == field) {
+            Some(at) => at,
+            None => {
+                self.by_field.push((field.clone(), HashMap::new()));
+                self.by_field.len() - 1
+            }
+        };
+        self.by_field[at].1.entry(value.to_owned()).or_default().push(index);
+    }
+
+    /// The rules a customer with these attributes meets, in rule order.
+    fn met(&self, attributes: &Attributes) -> Vec<usize> {
+        let mut met = self.open.clone();
+        for (field, by_value) in &self.by_field {
+            if let Some(AttributeValue::String(value)) = attributes.get(field)
+                && let Some(rules) = by_value.get(value.as_str())
+            {
+                met.extend_from_slice(rules);
+            }
+        }
+        met.sort_unstable();
+        met
+    }
+}
+
+/// The "field equals text" condition every way through the rule's conditions passes.
+fn guard_of(conditions: &Tree<AutomationCondition>) -> Option<(&AttributeName, &str)> {
+    fn text(leaf: &Tree<AutomationCondition>) -> Option<(&AttributeName, &str)> {
+        match leaf {
+            Tree::Leaf(AutomationCondition::FieldEquals {
+                field,
+                value: AttributeValue::String(value),
+            }) => Some((field, value.as_str())),
+            _ => None,
+        }
+    }
+    match conditions {
+        Tree::All(items) => items.iter().find_map(text),
+        leaf => text(leaf),
+    }
+}
+
 /// The active rules, compiled.
 #[derive(Debug, Clone, Default)]
 pub struct Automation {
     rules: Vec<AutomationRule>,
     /// Per event kind, the rules with a trigger of that kind.
     by_kind: [Vec<usize>; KINDS],
+    /// The same, by the field values they need.
+    guarded: [Guarded; KINDS],
     /// Activity types some condition counts.
     counted: BTreeSet<ActivityType>,
     /// Segments some condition asks about.
@@ -100,6 +161,7 @@ impl Automation {
             for kind in kinds {
                 if automation.by_kind[kind].last() != Some(&index) {
                     automation.by_kind[kind].push(index);
+                    automation.guarded[kind].add(index, guard_of(&rule.conditions));
                 }
             }
             for leaf in rule.conditions.leaves() {
@@ -174,7 +236,8 @@ impl Automation {
 
 impl Automation {
     /// The rules that fire for each of one customer's events (given with the activity
-    /// counts right after each, see `counts_as_of`). What depends only on the customer
+    /// counts right after each, see `counts_as_of`). Only the rules the customer's
+    /// field values meet are looked at (`Guarded`); what depends only on the customer
     /// (fields, segments, who it is) is judged once per rule for all the events, and
     /// only the rules it leaves open are judged per event.
     pub fn react_each(
@@ -185,6 +248,8 @@ impl Automation {
     ) -> Vec<Vec<Fired>> {
         // Per rule: not judged yet, or whether the customer's own facts leave it open.
         let mut open: Vec<Option<bool>> = vec![None; self.rules.len()];
+        // Per event kind, the rules the customer meets, once looked up.
+        let mut met: [Option<Vec<usize>>; KINDS] = Default::default();
         events
             .iter()
             .map(|(event, counts)| {
@@ -192,7 +257,9 @@ impl Automation {
                     activity_counts: counts,
                     ..*customer
                 };
-                self.by_kind[kind_of(event)]
+                let kind = kind_of(event);
+                met[kind]
+                    .get_or_insert_with(|| self.guarded[kind].met(customer.attributes))
                     .iter()
                     .filter(|i| {
                         let rule = &self.rules[**i];
