@@ -477,8 +477,13 @@ impl Automations {
                 tracing::error!(error = %e, "automation could not react to recorded activities");
             }
         } else {
-            self.recorded.notify_one();
+            self.wake();
         }
+    }
+
+    /// Activities were recorded: the worker reacts to them right away.
+    pub fn wake(&self) {
+        self.recorded.notify_one();
     }
 
     /// Reacts to an event, logging instead of failing (for callers whose own work is
@@ -754,6 +759,7 @@ impl Automations {
                     .record_activities(&[activity], now, Reacting::CountedOnly)
                     .await
                     .map_err(store_error)?;
+                self.wake();
                 JobEffect::Nothing
             }
             AutomationAction::Webhook { url } => {

@@ -681,7 +681,12 @@ impl TargetingService {
             .record_activities(&activities, now, cohort_store::Reacting::Reacts)
             .await
         {
-            Ok(_) | Err(StoreError::DanglingReference { .. } | StoreError::NotFound { .. }) => Ok(()),
+            Ok(_) => {
+                // Judged by the worker: the visitor's request does not wait for it.
+                self.automation.wake();
+                Ok(())
+            }
+            Err(StoreError::DanglingReference { .. } | StoreError::NotFound { .. }) => Ok(()),
             Err(e) => Err(e),
         }
     }

@@ -552,6 +552,10 @@ async fn place_order(
     let status = if placed.again {
         StatusCode::OK
     } else {
+        if request.customer.is_some() {
+            // The order's activity, as one recorded through /v1/activities.
+            state.app.automation.after_recording(1).await;
+        }
         StatusCode::CREATED
     };
     Ok((

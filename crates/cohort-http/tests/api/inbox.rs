@@ -2,7 +2,8 @@
 //! more than 1,000 activities is answered before its rules are judged, each activity
 //! is judged with its customer's counts right after it however many batches came
 //! since, activities recorded before a restart are reacted to after it, and an
-//! activity an automation action tracked fires no rule.
+//! activity an automation action tracked fires no rule; an order placed through its
+//! application is judged as a recorded one.
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -125,4 +126,34 @@ async fn an_activity_tracked_by_an_action_fires_no_rule() {
         .await
         .unwrap();
     assert_eq!(pongs["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_order_placed_through_its_application_fires_activity_rules_before_the_answer() {
+    let app = spawn_app().await;
+    app.create(
+        "/v1/applications",
+        json!({"id": "shop", "name": "Shop", "default_currency": "EUR"}),
+    )
+    .await;
+    app.create("/v1/customers", json!({"id": "C-1"})).await;
+    let rule = app
+        .create(
+            "/v1/automation/rules",
+            json!({"name": "thanks", "triggers": [{"new_activity": "order"}],
+                   "conditions": {"activity_count": "order", "op": "=", "value": 1},
+                   "actions": [{"track_activity": "thanked"}]}),
+        )
+        .await;
+    let place = |id: &str| {
+        app.request(Method::POST, "/v1/applications/shop/orders", &app.ingest)
+            .json(&json!({"id": id, "customer": "C-1", "currency": "EUR",
+                          "items": [{"sku": "SKI-1", "quantity": 1, "unit_price": "100.00"}]}))
+            .send()
+    };
+    assert_eq!(place("order-1").await.unwrap().status(), 201);
+    assert_eq!(fired(&app, &rule).await, 1);
+    assert_eq!(place("order-1").await.unwrap().status(), 200, "placed again");
+    assert_eq!(place("order-2").await.unwrap().status(), 201);
+    assert_eq!(fired(&app, &rule).await, 1, "the second order is not the first");
 }
