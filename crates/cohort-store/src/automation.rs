@@ -493,8 +493,12 @@ macro_rules! sql_automation_store {
                     "coalesce((SELECT string_agg(n.type || ' ' || n.count, ' ') FROM activity_counts n
                                WHERE n.customer_seq = c.seq), '')"
                 };
-                let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT c.seq, c.id, {attributes_column}, g.types, {counts_column}
+                // All in one text, a line a customer, its columns split by tabs (neither
+                // is in ids, types, numbers or compact JSON): a row costs the driver
+                // more than SQL takes to join them.
+                let text: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT string_agg(c.seq || '\t' || c.id || '\t' || {attributes_column} || '\t' || g.types
+                                       || '\t' || {counts_column}, '\n')
                      FROM (SELECT a.customer_seq,
                                   string_agg(CASE WHEN i.reacts THEN a.type ELSE '!' || a.type END, ' ' ORDER BY a.seq)
                                       AS types
@@ -503,9 +507,21 @@ macro_rules! sql_automation_store {
                            GROUP BY a.customer_seq) g
                      JOIN customers c ON c.seq = g.customer_seq"
                 )))
-                .fetch_all(&mut *tx)
+                .fetch_one(&mut *tx)
                 .await
                 .map_err($db)?;
+                // The snapshot is not needed any more: a reader holding one keeps
+                // SQLite from recycling its log.
+                tx.commit().await.map_err($db)?;
+                let corrupt = |what: &str| $crate::StoreError::Backend(format!("stored {what} is not valid"));
+                let text = text.unwrap_or_default();
+                let mut rows = Vec::new();
+                for line in text.split('\n').filter(|l| !l.is_empty()) {
+                    let mut columns = line.split('\t');
+                    let mut next = || columns.next().ok_or_else(|| corrupt("inbox line"));
+                    let key: i64 = next()?.parse().map_err(|_| corrupt("customer key"))?;
+                    rows.push((key, next()?, next()?, next()?, next()?));
+                }
                 // Few distinct types: each is parsed once.
                 let mut kinds: Vec<cohort_core::ActivityType> = Vec::new();
                 let mut kind_of = |text: &str| -> $crate::StoreResult<cohort_core::ActivityType> {
@@ -530,14 +546,14 @@ macro_rules! sql_automation_store {
                     let mut kept = std::collections::BTreeMap::new();
                     while let (Some(kind), Some(count)) = (parts.next(), parts.next()) {
                         if let Some(kind) = counted.iter().find(|k| k.as_str() == kind) {
-                            let count: u64 = count.parse().map_err(|_| $crate::StoreError::Backend(format!("stored activity count is not valid: {count}")))?;
+                            let count: u64 = count.parse().map_err(|_| corrupt("activity count"))?;
                             kept.insert(kind.clone(), u32::try_from(count).unwrap_or(u32::MAX));
                         }
                     }
                     customers.push(InboxCustomer {
                         key,
-                        id: $crate::codec::stored(cohort_core::CustomerId::parse("id", &id))?,
-                        attributes: $crate::codec::decode_named_attributes(&stored_attributes, fields)?,
+                        id: $crate::codec::stored(cohort_core::CustomerId::parse("id", id))?,
+                        attributes: $crate::codec::decode_named_attributes(stored_attributes, fields)?,
                         counts: kept,
                         activities,
                     });

@@ -816,8 +816,17 @@ impl Automations {
                     _ = ticks.tick() => {}
                     () = &mut stop => return,
                 }
-                if let Err(e) = self.react_to_recorded().await {
-                    tracing::warn!(error = %e, "automation did not react to recorded activities");
+                let started = tokio::time::Instant::now();
+                match self.react_to_recorded().await {
+                    // While large batches keep coming, a round at most every `every`:
+                    // a customer of several batches is read once, and the reading
+                    // leaves the recording more of the machine.
+                    Ok(judged) if judged > INLINE => tokio::select! {
+                        () = tokio::time::sleep_until(started + every) => {}
+                        () = &mut stop => return,
+                    },
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "automation did not react to recorded activities"),
                 }
             }
         };
