@@ -10,4 +10,4 @@ use crate::{PostgresStore, import, memberships};
 
 cohort_store::sql_customer_store!(PostgresStore, row: PgRow, connection: PgConnection, read: pool,
     write: pool, begin: begin(), db: crate::error::db, unique: crate::error::unique,
-    json_in: "::jsonb", json_out: "::text", lock: " FOR UPDATE", import: import::PostgresImport::begin);
+    json_in: "::jsonb", json_out: "::text", lock: " FOR NO KEY UPDATE", import: import::PostgresImport::begin);

@@ -1,7 +1,9 @@
 //! Customer ↔ segment memberships on PostgreSQL: reading them and applying a planned change.
 //!
-//! A change locks the customer row first (`FOR UPDATE`), so concurrent changes for one
-//! customer run one after the other, and holds share locks on the segments it adds and
+//! A change locks the customer row first (`FOR NO KEY UPDATE`), so concurrent changes
+//! for one customer run one after the other — but not against a batch recording
+//! activities, whose `FOR KEY SHARE` only keeps the customer from being deleted (two
+//! stronger locks, taken in different orders, deadlocked) —, and holds share locks on the segments it adds and
 //! their groups, so none of them is deleted, moved or made exclusive meanwhile.
 
 use std::collections::{HashMap, HashSet};
@@ -24,9 +26,10 @@ pub(crate) async fn customer_seq(conn: &mut PgConnection, customer: &CustomerId)
         .ok_or_else(|| StoreError::not_found("customer", customer))
 }
 
-/// Like `customer_seq`, and locks the customer row until the transaction ends.
+/// Like `customer_seq`, and locks the customer row against other changes until the
+/// transaction ends.
 async fn lock_customer(conn: &mut PgConnection, customer: &CustomerId) -> StoreResult<i64> {
-    sqlx::query_scalar("SELECT seq FROM customers WHERE id = $1 FOR UPDATE")
+    sqlx::query_scalar("SELECT seq FROM customers WHERE id = $1 FOR NO KEY UPDATE")
         .bind(customer.as_str())
         .fetch_optional(conn)
         .await
