@@ -247,17 +247,22 @@ pub trait AutomationStore: Send + Sync + 'static {
 ///
 /// ```text
 /// cohort_store::sql_automation_store!(SqliteStore, row: SqliteRow, read: read, write: write,
-///     begin: begin_with("BEGIN IMMEDIATE"), lock: "", snapshot: "", json_out: "", db: crate::error::db,
+///     begin: begin_with("BEGIN IMMEDIATE"), lock: "", snapshot: "",
+///     inbox_activities: "automation_inbox i JOIN activities a ON …", json_out: "", db: crate::error::db,
 ///     change_segments: crate::memberships::change, patch_customer: crate::customers::patch);
 /// ```
 ///
 /// `snapshot` is the first statement of a read transaction whose statements must all
 /// see one snapshot (SQLite's read transactions do; PostgreSQL's need repeatable read);
-/// `json_out` turns the stored attributes into JSON text.
+/// `inbox_activities` joins the inbox's entries `i` to their activities `a` by a range
+/// scan of each entry's seqs (PostgreSQL's planner, left to itself, scans all
+/// activities in customer order instead); `json_out` turns the stored attributes into
+/// JSON text.
 #[macro_export]
 macro_rules! sql_automation_store {
     ($store:ty, row: $row:ty, read: $read:ident, write: $write:ident, begin: $begin:ident($($arg:expr),*),
-     lock: $lock:literal, snapshot: $snapshot:literal, json_out: $json_out:literal, db: $db:path,
+     lock: $lock:literal, snapshot: $snapshot:literal, inbox_activities: $inbox_activities:literal,
+     json_out: $json_out:literal, db: $db:path,
      change_segments: $change:path, patch_customer: $patch:path) => {
         use sqlx::Row as _;
 
@@ -496,14 +501,14 @@ macro_rules! sql_automation_store {
                 // All in one text, a line a customer, its columns split by tabs (neither
                 // is in ids, types, numbers or compact JSON): a row costs the driver
                 // more than SQL takes to join them.
+                let inbox_activities = $inbox_activities;
                 let text: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                     "SELECT string_agg(c.seq || '\t' || c.id || '\t' || {attributes_column} || '\t' || g.types
                                        || '\t' || {counts_column}, '\n')
                      FROM (SELECT a.customer_seq,
                                   string_agg(CASE WHEN i.reacts THEN a.type ELSE '!' || a.type END, ' ' ORDER BY a.seq)
                                       AS types
-                           FROM automation_inbox i
-                           JOIN activities a ON a.seq BETWEEN i.first_activity AND i.last_activity
+                           FROM {inbox_activities}
                            GROUP BY a.customer_seq) g
                      JOIN customers c ON c.seq = g.customer_seq"
                 )))
