@@ -19,7 +19,7 @@ use cohort_core::{ActivityType, SegmentId};
 use cohort_engine::automation::{CustomerFacts, counts_as_of};
 use cohort_store::{InboxCustomer, KeySelection, NewJob, StoreResult, Unreacted};
 
-use super::service::{Automations, Compiled, encode_event};
+use super::service::{Automations, Compiled, queue_fired};
 
 /// Customers whose memberships are read together.
 const MEMBERSHIPS_CHUNK: usize = 1_000;
@@ -109,20 +109,7 @@ impl Automations {
                     activity_counts: &customer.counts,
                 };
                 for ((event, _), fired) in judged.iter().zip(compiled.automation.react_each(&judged, &view, now)) {
-                    if fired.is_empty() {
-                        continue;
-                    }
-                    let environment = encode_event(event, None);
-                    for f in fired {
-                        rules.push(f.rule);
-                        jobs.extend(f.runs.iter().map(|run| NewJob {
-                            rule: f.rule,
-                            action: u32::try_from(run.index).unwrap_or(u32::MAX),
-                            customer: customer.id.clone(),
-                            run_at: run.at,
-                            environment: environment.clone(),
-                        }));
-                    }
+                    queue_fired(&mut rules, &mut jobs, &customer.id, event, None, fired);
                 }
             }
         }

@@ -429,20 +429,7 @@ impl Automations {
                         .collect(),
                 };
                 for (event, fired) in events.iter().zip(fired_each) {
-                    if fired.is_empty() {
-                        continue;
-                    }
-                    let environment = encode_event(event, tracked);
-                    for f in fired {
-                        rules.push(f.rule);
-                        jobs.extend(f.runs.iter().map(|run| NewJob {
-                            rule: f.rule,
-                            action: u32::try_from(run.index).unwrap_or(u32::MAX),
-                            customer: (*customer).clone(),
-                            run_at: run.at,
-                            environment: environment.clone(),
-                        }));
-                    }
+                    queue_fired(&mut rules, &mut jobs, customer, event, tracked, fired);
                 }
             }
         }
@@ -861,6 +848,32 @@ fn parsed(stored: &StoredAutomationRule) -> Result<AutomationRule, Invalid> {
     let value: Value = serde_json::from_str(&stored.definition)
         .map_err(|e| Invalid::new("", format!("stored definition is not JSON: {e}")))?;
     parse_automation_rule(stored.id, &value)
+}
+
+/// Counts the rules that fired for a customer's event and queues their actions' jobs,
+/// with the event as their environment.
+pub(super) fn queue_fired(
+    rules: &mut Vec<AutomationRuleId>,
+    jobs: &mut Vec<NewJob>,
+    customer: &CustomerId,
+    event: &Event,
+    tracked: Option<&BTreeMap<SegmentId, u32>>,
+    fired: Vec<cohort_engine::automation::Fired>,
+) {
+    if fired.is_empty() {
+        return;
+    }
+    let environment = encode_event(event, tracked);
+    for f in fired {
+        rules.push(f.rule);
+        jobs.extend(f.runs.iter().map(|run| NewJob {
+            rule: f.rule,
+            action: u32::try_from(run.index).unwrap_or(u32::MAX),
+            customer: customer.clone(),
+            run_at: run.at,
+            environment: environment.clone(),
+        }));
+    }
 }
 
 /// An event as kept with its jobs (and sent to webhooks), with the tracked segment

@@ -450,25 +450,8 @@ async fn a_batch_of_orders_fires_the_third_order_rule_once_and_a_retried_batch_n
 
 /// Sends C-1's orders with these ids as one NDJSON batch; returns its answer.
 async fn orders_batch(app: &TestApp, ids: &[&str]) -> Value {
-    let batch: String = ids
-        .iter()
-        .map(|id| {
-            format!(
-                "{}\n",
-                json!({"id": id, "customer": "C-1", "type": "order",
-                       "order": {"total": "10.00", "currency": "EUR", "items": []}})
-            )
-        })
-        .collect();
-    let response = app
-        .request(Method::POST, "/v1/activities", &app.ingest)
-        .header("content-type", "application/x-ndjson")
-        .body(batch)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
+    let orders: Vec<(String, &str)> = ids.iter().map(|id| ((*id).to_owned(), "C-1")).collect();
+    crate::inbox::record_orders(app, &orders).await
 }
 
 #[tokio::test]

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use crate::automation::{rule_read, segments_of, third_order_rule};
 use crate::helpers::{TestApp, spawn_app};
 
-/// Records `(id, customer)` orders as one NDJSON batch.
-async fn record_orders(app: &TestApp, orders: &[(String, &str)]) {
+/// Records `(id, customer)` orders as one NDJSON batch; returns its answer.
+pub(crate) async fn record_orders(app: &TestApp, orders: &[(String, &str)]) -> Value {
     let batch: String = orders
         .iter()
         .map(|(id, customer)| {
@@ -31,6 +31,7 @@ async fn record_orders(app: &TestApp, orders: &[(String, &str)]) {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
 }
 
 /// `n` orders of `customer`, ids starting with `prefix`.
