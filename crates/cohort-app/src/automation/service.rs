@@ -1,8 +1,9 @@
 //! Automation use cases: saving rules (checked, their segments existing), the compiled
 //! rules kept current, reacting to events — the customer read once, the rules that
 //! fire counted and every action of theirs queued durably in the same transaction —,
-//! dry runs, and the worker that runs due actions: claimed under a lease, finished,
-//! retried with exponential backoff, or parked as dead letters.
+//! dry runs, and the worker that runs due actions — claimed under a lease, finished,
+//! retried with exponential backoff, or parked as dead letters — beside reacting to
+//! recorded activities (`inbox.rs`).
 //!
 //! Every action goes through the queue, delayed or not, so an acknowledged event's
 //! actions survive a crash; a claim that outlives its lease (a crashed server) is
@@ -343,7 +344,7 @@ impl Automations {
             .0)
     }
 
-    /// Reacts to many events at once (an activity batch, a page of builds), in the
+    /// Reacts to many events at once (a page of builds), in the
     /// order they happened: customers are read a chunk at a time, each event is judged
     /// with the activity counts right after it, and every rule that fired is counted
     /// and its actions queued in one transaction. Returns the rules that fired, once per
