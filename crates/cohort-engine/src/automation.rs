@@ -148,6 +148,8 @@ pub struct Automation {
     counted: BTreeSet<ActivityType>,
     /// Segments some condition asks about.
     asked: BTreeSet<SegmentId>,
+    /// Customer fields some condition tests.
+    tested: Vec<AttributeName>,
 }
 
 impl Automation {
@@ -172,6 +174,9 @@ impl Automation {
                     AutomationCondition::HasSegment(segment) => {
                         automation.asked.insert(*segment);
                     }
+                    AutomationCondition::FieldEquals { field, .. } if !automation.tested.contains(field) => {
+                        automation.tested.push(field.clone());
+                    }
                     _ => {}
                 }
             }
@@ -189,6 +194,11 @@ impl Automation {
     /// those).
     pub fn asked_segments(&self) -> &BTreeSet<SegmentId> {
         &self.asked
+    }
+
+    /// The customer fields the conditions test (the caller reads only those).
+    pub fn tested_fields(&self) -> &[AttributeName] {
+        &self.tested
     }
 
     /// Whether some active rule waits for this kind of event (so the caller can skip

@@ -487,10 +487,10 @@ macro_rules! sql_automation_store {
                 if entries.is_empty() {
                     return Ok(Unreacted::default());
                 }
-                // One row a customer (rows cost more than what they carry): its activity
-                // types in order, `!` before a counted-only one, and its counts as
-                // "type count" pairs. Grouped before the customers are joined, so the
-                // grouping does not carry their attributes.
+                // A line a customer: its key, id, attributes, its activity types in
+                // order (`!` before a counted-only one) and its counts as "type count"
+                // pairs. The activities are grouped before the customers are joined, so
+                // the grouping does not carry their attributes.
                 let attributes_column = if fields.is_empty() { "''" } else { concat!("c.attributes", $json_out) };
                 let counts_column = if counted.is_empty() {
                     "''"
@@ -498,9 +498,9 @@ macro_rules! sql_automation_store {
                     "coalesce((SELECT string_agg(n.type || ' ' || n.count, ' ') FROM activity_counts n
                                WHERE n.customer_seq = c.seq), '')"
                 };
-                // All in one text, a line a customer, its columns split by tabs (neither
-                // is in ids, types, numbers or compact JSON): a row costs the driver
-                // more than SQL takes to join them.
+                // All lines in one text, columns split by tabs (neither is in ids,
+                // types, numbers or compact JSON): a row costs the driver more than SQL
+                // takes to join them.
                 let inbox_activities = $inbox_activities;
                 let text: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                     "SELECT string_agg(c.seq || '\t' || c.id || '\t' || {attributes_column} || '\t' || g.types

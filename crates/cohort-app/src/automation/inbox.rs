@@ -39,7 +39,10 @@ impl Automations {
             }
             let counted: Vec<ActivityType> = compiled.automation.counted_activity_types().iter().cloned().collect();
             let read = Instant::now();
-            let unreacted = self.store.unreacted(&counted, &compiled.fields).await?;
+            let unreacted = self
+                .store
+                .unreacted(&counted, compiled.automation.tested_fields())
+                .await?;
             if unreacted.entries.is_empty() {
                 return Ok(0);
             }

@@ -17,8 +17,8 @@ use cohort_core::automation::{
     AssignedBy, AutomationAction, AutomationCondition, AutomationRule, AutomationRuleId, Event,
 };
 use cohort_core::{
-    Activity, ActivityId, ActivityType, Aggregate, AttributeName, Attributes, CustomerId, CustomerPatch, Invalid,
-    MembershipSource, SegmentAdd, SegmentChange, SegmentGroupId, SegmentId, TargetGroupId, Timestamp,
+    Activity, ActivityId, ActivityType, Aggregate, Attributes, CustomerId, CustomerPatch, Invalid, MembershipSource,
+    SegmentAdd, SegmentChange, SegmentGroupId, SegmentId, TargetGroupId, Timestamp,
 };
 use cohort_engine::automation::{Automation, CustomerFacts, Evaluation, counts_as_of, evaluate, runs};
 use cohort_store::{
@@ -56,8 +56,6 @@ pub struct Compiled {
     pub(super) rules: BTreeMap<AutomationRuleId, AutomationRule>,
     /// The groups of the segments the conditions ask about.
     pub(super) asked_groups: Vec<SegmentGroupId>,
-    /// The customer fields the conditions test.
-    pub(super) fields: Vec<AttributeName>,
 }
 
 /// What the conditions read of one customer.
@@ -178,20 +176,11 @@ impl Automations {
                 groups.insert(found.group);
             }
         }
-        let mut fields = BTreeSet::new();
-        for rule in rules.values() {
-            for leaf in rule.conditions.leaves() {
-                if let AutomationCondition::FieldEquals { field, .. } = leaf {
-                    fields.insert(field.clone());
-                }
-            }
-        }
         Ok(Compiled {
             version,
             automation,
             rules,
             asked_groups: groups.into_iter().collect(),
-            fields: fields.into_iter().collect(),
         })
     }
 
